@@ -1,0 +1,109 @@
+"""Configuration: schema validation with defaults, and input checks that run
+before any compute. Every error names the config file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in defaults (as snakemake.utils.validate does)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = yaml.safe_load(yaml.safe_dump(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate(config: dict, source: str) -> dict:
+    """Fill defaults into `config` and check it against the schema and for consistency.
+
+    We use jsonschema directly rather than snakemake.utils.validate so that the
+    error names the offending key path and the config file in one line.
+    """
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        if error.validator == "additionalProperties":
+            message = f"unknown key: {error.message}"
+        else:
+            message = error.message
+        raise ConfigError(f"{source}: key '{_key(error.absolute_path)}': {message}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict, source: str) -> None:
+    selection = config["selection"]
+    if selection["trust_lo"] >= selection["trust_hi"]:
+        raise ConfigError(
+            f"{source}: key 'selection.trust_lo' ({selection['trust_lo']}) must be below "
+            f"'selection.trust_hi' ({selection['trust_hi']})"
+        )
+    n_structures = len(config["system"]["structures"])
+    for k, walker in enumerate(config["walkers"]):
+        if walker["structure"] >= n_structures:
+            raise ConfigError(
+                f"{source}: key 'walkers.{k}.structure': {walker['structure']} but system.structures "
+                f"has {n_structures} entries"
+            )
+
+
+def check_structures(system: dict, source: str) -> list:
+    """Read every initial structure of `system`, refusing what cannot be simulated."""
+    from ase.io import read
+
+    images = []
+    for k, name in enumerate(system["structures"]):
+        key = f"system.structures.{k}"
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"{source}: key '{key}': structure file {path} does not exist")
+        try:
+            atoms = read(path)
+        except Exception as error:  # ASE raises many kinds for unreadable files
+            raise ConfigError(f"{source}: key '{key}': cannot read {path}: {error}") from error
+        if len(atoms) == 0:
+            raise ConfigError(f"{source}: key '{key}': {path} holds no atoms")
+        if system["periodic"]:
+            if atoms.cell.rank < 3 or abs(atoms.cell.volume) < 1e-6:
+                raise ConfigError(
+                    f"{source}: key '{key}': {path} has no cell, but system.periodic is true "
+                    "(add a Lattice= to the extxyz comment line)"
+                )
+            atoms.pbc = True
+        else:
+            atoms.pbc = False
+        if len(atoms) > 1:
+            distances = atoms.get_all_distances(mic=atoms.pbc.any())
+            closest = float(np.min(distances[np.triu_indices(len(atoms), 1)]))
+            if closest < 0.5:
+                raise ConfigError(f"{source}: key '{key}': {path} has atoms {closest:.3f} Å apart (overlapping)")
+        images.append(atoms)
+    return images
+
+
+def load(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}

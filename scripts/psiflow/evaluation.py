@@ -1,0 +1,43 @@
+"""Errors of a committee against reference labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from psiflow.data import Frames
+from psiflow.models import force_deviation
+
+METRIC_COLUMNS = [
+    "iteration",
+    "model_iteration",
+    "subset",
+    "frames",
+    "energy_rmse_per_atom",
+    "energy_mae_per_atom",
+    "force_rmse",
+    "force_mae",
+    "deviation_mean",
+]
+
+
+def errors(frames: Frames, committee) -> dict:
+    """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee mean."""
+    if len(frames) == 0:
+        return {"frames": 0, **{k: np.nan for k in METRIC_COLUMNS[4:]}}
+    energy_errors, force_errors, deviations = [], [], []
+    for k in range(len(frames)):
+        atoms = frames.to_atoms(k)
+        energies, forces = committee.predict(atoms)
+        energy_errors.append((energies.mean() - frames.frame["energy"][k]) / len(atoms))
+        force_errors.append((forces.mean(axis=0) - frames.atom["forces"][frames.atoms_of(k)]).reshape(-1))
+        deviations.append(force_deviation(forces))
+    energy_errors = np.array(energy_errors)
+    force_errors = np.concatenate(force_errors)
+    return {
+        "frames": len(frames),
+        "energy_rmse_per_atom": float(np.sqrt(np.mean(energy_errors**2))),
+        "energy_mae_per_atom": float(np.mean(np.abs(energy_errors))),
+        "force_rmse": float(np.sqrt(np.mean(force_errors**2))),
+        "force_mae": float(np.mean(np.abs(force_errors))),
+        "deviation_mean": float(np.mean(deviations)),
+    }

@@ -1,0 +1,236 @@
+"""NequIP committees: training configs, `nequip-train`, packaging, and the
+committee calculator whose force disagreement drives selection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from ase.calculators.calculator import Calculator, all_changes
+
+MONITORED_METRIC = "val0_epoch/weighted_sum"
+
+
+def training_config(
+    train_file: str,
+    val_file: str,
+    chemical_symbols: list[str],
+    model: dict,
+    seed: int,
+    accelerator: str = "cpu",
+) -> dict:
+    """A `nequip-train` config (Hydra) for one committee member."""
+    return {
+        "run": ["train"],
+        "cutoff_radius": model["r_max"],
+        "chemical_symbols": chemical_symbols,
+        "model_type_names": "${chemical_symbols}",
+        "data": {
+            "_target_": "nequip.data.datamodule.ASEDataModule",
+            "seed": seed,
+            "train_file_path": train_file,
+            "val_file_path": val_file,
+            "transforms": [
+                {
+                    "_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
+                    "model_type_names": "${model_type_names}",
+                    "chemical_species_to_atom_type_map": {s: s for s in chemical_symbols},
+                },
+                {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": "${cutoff_radius}"},
+            ],
+            "train_dataloader": {
+                "_target_": "torch.utils.data.DataLoader",
+                "batch_size": model["batch_size"],
+                "shuffle": True,
+            },
+            "val_dataloader": {"_target_": "torch.utils.data.DataLoader", "batch_size": model["batch_size"]},
+            "stats_manager": {
+                "_target_": "nequip.data.CommonDataStatisticsManager",
+                "type_names": "${model_type_names}",
+            },
+        },
+        "trainer": {
+            "_target_": "lightning.Trainer",
+            "accelerator": accelerator,
+            "devices": 1,
+            "max_epochs": model["max_epochs"],
+            "check_val_every_n_epoch": 1,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "logger": {
+                "_target_": "lightning.pytorch.loggers.CSVLogger",
+                "save_dir": "${hydra:runtime.output_dir}",
+                "name": "metrics",
+            },
+            "callbacks": [
+                {
+                    "_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "monitor": MONITORED_METRIC,
+                    "dirpath": "${hydra:runtime.output_dir}",
+                    "filename": "best",
+                    "save_last": True,
+                }
+            ],
+        },
+        "training_module": {
+            "_target_": "nequip.train.EMALightningModule",
+            "ema_decay": 0.99,
+            "loss": {
+                "_target_": "nequip.train.EnergyForceLoss",
+                "per_atom_energy": True,
+                "coeffs": {"total_energy": model["energy_weight"], "forces": model["force_weight"]},
+            },
+            "val_metrics": {
+                "_target_": "nequip.train.EnergyForceMetrics",
+                "coeffs": {"per_atom_energy_mae": model["energy_weight"], "forces_mae": model["force_weight"]},
+            },
+            "train_metrics": "${training_module.val_metrics}",
+            "optimizer": {"_target_": "torch.optim.Adam", "lr": model["learning_rate"]},
+            "model": {
+                "_target_": "nequip.model.NequIPGNNModel",
+                "seed": seed,
+                "model_dtype": "float32",
+                "type_names": "${model_type_names}",
+                "r_max": "${cutoff_radius}",
+                "num_bessels": 8,
+                "polynomial_cutoff_p": 6,
+                "num_layers": model["num_layers"],
+                "l_max": model["l_max"],
+                "parity": True,
+                "num_features": model["num_features"],
+                "radial_mlp_depth": 2,
+                "radial_mlp_width": 2 * model["num_features"],
+                "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
+                "per_type_energy_scales": "${training_data_stats:per_type_forces_rms}",
+                "per_type_energy_shifts": "${training_data_stats:per_atom_energy_mean}",
+                "per_type_energy_scales_trainable": False,
+                "per_type_energy_shifts_trainable": False,
+            },
+        },
+        "global_options": {"allow_tf32": False},
+    }
+
+
+def _executable(name: str) -> str:
+    """A console script of the running environment (rule scripts run with its python)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
+    """Run `nequip-train` in `workdir`, then package the best checkpoint as `output`.
+
+    The package is self-contained, so `results/` can move without breaking it.
+    """
+    workdir = Path(workdir).resolve()
+    if workdir.exists():  # a rerun starts clean; Lightning would otherwise version its files
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    run = [
+        _executable("nequip-train"),
+        "-cp",
+        str(workdir),
+        "-cn",
+        "config",
+        f"hydra.run.dir={workdir}",
+    ]
+    with open(log_path, "a") as log:
+        subprocess.run(run, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    checkpoint = workdir / "best.ckpt"
+    if not checkpoint.exists():
+        checkpoint = workdir / "last.ckpt"
+    output = Path(output).resolve()
+    tmp = output.with_name("tmp_" + output.name)
+    with open(log_path, "a") as log:
+        subprocess.run(
+            [_executable("nequip-package"), "build", str(checkpoint), str(tmp)],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    os.replace(tmp, output)
+
+
+def load_calculator(path, device: str = "cpu"):
+    from nequip.integrations.ase import NequIPCalculator
+
+    # `_from_saved_model` is how nequip loads packaged (.nequip.zip) models
+    # eagerly; compiled models need a per-machine `nequip-compile` step first.
+    return NequIPCalculator._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+
+
+def force_deviation(forces: np.ndarray) -> float:
+    """Committee disagreement: the largest per-atom force standard deviation (eV/Å).
+
+    `forces` has shape (members, atoms, 3); the per-atom value is the root of
+    the mean squared distance of the members' forces to their mean.
+    """
+    spread = forces - forces.mean(axis=0)
+    per_atom = np.sqrt((spread**2).sum(axis=-1).mean(axis=0))
+    return float(per_atom.max()) if per_atom.size else 0.0
+
+
+class Committee(Calculator):
+    """Mean energy and forces of several models, plus their force deviation."""
+
+    implemented_properties = ["energy", "forces", "free_energy", "deviation"]
+
+    def __init__(self, calculators, **kwargs):
+        super().__init__(**kwargs)
+        self.calculators = list(calculators)
+
+    @classmethod
+    def from_files(cls, paths, device: str = "cpu") -> Committee:
+        return cls([load_calculator(p, device) for p in paths])
+
+    def predict(self, atoms) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member energies (members,) and forces (members, atoms, 3)."""
+        energies, forces = [], []
+        for calc in self.calculators:
+            calc.calculate(atoms, ["energy", "forces"], all_changes)
+            energies.append(calc.results["energy"])
+            forces.append(calc.results["forces"])
+        return np.array(energies, dtype=float), np.array(forces, dtype=float)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        energies, forces = self.predict(self.atoms)
+        energy = float(energies.mean())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": forces.mean(axis=0),
+            "deviation": force_deviation(forces),
+        }
+
+
+def train_on_dataset(dataset_path, workdir, output, model: dict, seed: int, accelerator: str, threads: int, log_path):
+    """Train one member on the train split of a dataset, validating on its valid split."""
+    from ase.data import chemical_symbols
+
+    from psiflow.data import read_h5, write_extxyz
+    from psiflow.dataset import split
+
+    workdir = Path(workdir).resolve()
+    dataset = read_h5(dataset_path)
+    train, valid = split(dataset, model["valid_fraction"])
+    if len(valid) == 0:  # tiny datasets: validate on the training frames rather than on nothing
+        valid = train
+    symbols = sorted({chemical_symbols[z] for z in dataset.atom["numbers"]})
+    data_dir = workdir.parent / "data"
+    write_extxyz(train, data_dir / "train.xyz")
+    write_extxyz(valid, data_dir / "valid.xyz")
+    config = training_config(
+        str(data_dir / "train.xyz"), str(data_dir / "valid.xyz"), symbols, model, seed, accelerator
+    )
+    train_member(config, workdir, output, threads, log_path)
+    return len(train), len(valid)

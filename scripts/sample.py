@@ -1,0 +1,28 @@
+"""Rule sample: every walker runs MD with the previous committee, one Parsl task each."""
+
+from psiflow.config import check_structures
+from psiflow.data import read_h5, write_h5
+from psiflow.rules import rule_log
+from psiflow.sampling import sample
+
+snakemake = snakemake  # noqa: F821 (injected by Snakemake)
+
+with rule_log(snakemake.log[0]) as log:
+    params = snakemake.params
+    candidates, walkers, messages = sample(
+        read_h5(snakemake.input.walkers),
+        check_structures(params.system, "config"),
+        params.walkers,
+        params.trust_hi,
+        params.seed,
+        int(snakemake.wildcards.i),
+        list(snakemake.input.models),
+        snakemake.threads,
+        params.cores_per_task,
+        params.run_dir,
+    )
+    for message in messages:
+        log.info(message)
+    write_h5(candidates, snakemake.output.candidates)
+    write_h5(walkers, snakemake.output.walkers)
+    log.info("%d candidate frames", len(candidates))

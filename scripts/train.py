@@ -1,0 +1,19 @@
+"""Rule train: one committee member with nequip-train."""
+
+from psiflow.models import train_on_dataset
+from psiflow.rules import rule_log
+
+snakemake = snakemake  # noqa: F821 (injected by Snakemake)
+
+with rule_log(snakemake.log[0]) as log:
+    n_train, n_valid = train_on_dataset(
+        snakemake.input.dataset,
+        snakemake.params.workdir,
+        snakemake.output.model,
+        snakemake.params.model,
+        seed=snakemake.params.seed + int(snakemake.wildcards.m),
+        accelerator=snakemake.params.accelerator,
+        threads=snakemake.threads,
+        log_path=snakemake.log[0],
+    )
+    log.info("trained on %d frames, validated on %d", n_train, n_valid)

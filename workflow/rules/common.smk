@@ -1,0 +1,34 @@
+# Helpers shared by the rules: paths per iteration and the previous iteration.
+
+LAST = config["iterations"]
+
+
+wildcard_constraints:
+    i=r"\d+",
+    m=r"\d+",
+
+
+def committee(i):
+    """The deployable models of iteration i."""
+    return [
+        f"results/iter_{i}/models/member_{m}/model.nequip.zip"
+        for m in range(config["model"]["committee"])
+    ]
+
+
+def previous_committee(wildcards):
+    return committee(int(wildcards.i) - 1)
+
+
+def previous(name):
+    """Input function: results/iter_{i-1}/<name>."""
+
+    def of(wildcards):
+        return f"results/iter_{int(wildcards.i) - 1}/{name}"
+
+    return of
+
+
+def previous_dataset(wildcards):
+    i = int(wildcards.i)
+    return [] if i == 0 else [f"results/iter_{i - 1}/dataset.h5"]

@@ -1,0 +1,23 @@
+# One CP2K single point per selected frame, as Parsl tasks over the job's cores.
+
+
+rule label:
+    input:
+        selected="results/iter_{i}/selected.h5",
+        template=config["reference"]["input"],
+    output:
+        labeled="results/iter_{i}/labeled.h5",
+    log:
+        "logs/label/iter_{i}.log",
+    benchmark:
+        "benchmarks/label/iter_{i}.tsv"
+    params:
+        reference=config["reference"],
+        run_dir=lambda w: f"logs/parsl/label/iter_{w.i}",
+    threads: config["execution"]["label"]["cores"]
+    conda:
+        "../../envs/cp2k.yaml"
+    message:
+        "Label iteration {wildcards.i}: CP2K single points of the selected frames"
+    script:
+        "../../scripts/label.py"

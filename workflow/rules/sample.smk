@@ -1,0 +1,31 @@
+# Iteration i > 0: walkers continue from iteration i-1 with its committee.
+
+
+rule sample:
+    input:
+        walkers=previous("walkers.h5"),
+        models=previous_committee,
+        structures=config["system"]["structures"],
+    output:
+        candidates="results/iter_{i}/candidates.h5",
+        walkers="results/iter_{i}/walkers.h5",
+    wildcard_constraints:
+        i=r"[1-9]\d*",
+    log:
+        "logs/sample/iter_{i}.log",
+    benchmark:
+        "benchmarks/sample/iter_{i}.tsv"
+    params:
+        system=config["system"],
+        walkers=config["walkers"],
+        trust_hi=config["selection"]["trust_hi"],
+        seed=config["seed"],
+        cores_per_task=config["execution"]["sample"]["cores_per_task"],
+        run_dir=lambda w: f"logs/parsl/sample/iter_{w.i}",
+    threads: config["execution"]["sample"]["cores"]
+    conda:
+        "../../envs/sampling.yaml"
+    message:
+        "Sample iteration {wildcards.i}: MD of every walker with the committee of iteration {wildcards.i}-1"
+    script:
+        "../../scripts/sample.py"

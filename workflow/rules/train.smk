@@ -1,0 +1,45 @@
+# The dataset of all labels so far, and one nequip-train job per committee member.
+
+
+rule dataset:
+    input:
+        labeled="results/iter_{i}/labeled.h5",
+        previous=previous_dataset,
+    output:
+        dataset="results/iter_{i}/dataset.h5",
+    log:
+        "logs/dataset/iter_{i}.log",
+    benchmark:
+        "benchmarks/dataset/iter_{i}.tsv"
+    params:
+        valid_fraction=config["model"]["valid_fraction"],
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    message:
+        "Dataset iteration {wildcards.i}: all labels of iterations 0..{wildcards.i}"
+    script:
+        "../../scripts/dataset.py"
+
+
+rule train:
+    input:
+        dataset="results/iter_{i}/dataset.h5",
+    output:
+        model="results/iter_{i}/models/member_{m}/model.nequip.zip",
+    log:
+        "logs/train/iter_{i}_member_{m}.log",
+    benchmark:
+        "benchmarks/train/iter_{i}_member_{m}.tsv"
+    params:
+        model=config["model"],
+        seed=config["seed"],
+        accelerator=config["execution"]["train"]["accelerator"],
+        workdir=lambda w: f"results/iter_{w.i}/models/member_{w.m}/training",
+    threads: config["execution"]["train"]["threads"]
+    conda:
+        "../../envs/training.yaml"
+    message:
+        "Train iteration {wildcards.i}, committee member {wildcards.m}"
+    script:
+        "../../scripts/train.py"
