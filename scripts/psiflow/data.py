@@ -75,16 +75,16 @@ class Frames:
                 self.frame[name] = _default(name, n_frames, FRAME_COLUMNS)
         self.check()
 
-    def check(self, source: str = "frames") -> None:
+    def check(self) -> None:
         n_frames, n_atoms = len(self.offsets) - 1, int(self.offsets[-1])
         if self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
-            raise FrameStoreError(f"{source}: offsets are not increasing from 0")
+            raise FrameStoreError(f"offsets are not increasing from 0")
         for name, values in self.atom.items():
             if len(values) != n_atoms:
-                raise FrameStoreError(f"{source}: atom column '{name}' has {len(values)} rows, expected {n_atoms}")
+                raise FrameStoreError(f"atom column '{name}' has {len(values)} rows, expected {n_atoms}")
         for name, values in self.frame.items():
             if len(values) != n_frames:
-                raise FrameStoreError(f"{source}: frame column '{name}' has {len(values)} rows, expected {n_frames}")
+                raise FrameStoreError(f"frame column '{name}' has {len(values)} rows, expected {n_frames}")
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -231,9 +231,10 @@ def read_h5(path) -> Frames:
             offsets = f["offsets"][()]
     except OSError as error:
         raise FrameStoreError(f"{path}: not a readable HDF5 file ({error})") from error
-    frames = Frames(offsets=offsets, atom=atom, frame=frame)
-    frames.check(str(path))
-    return frames
+    try:
+        return Frames(offsets=offsets, atom=atom, frame=frame)
+    except FrameStoreError as error:
+        raise FrameStoreError(f"{path}: {error}") from error
 
 
 # -- extxyz -------------------------------------------------------------------

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up everything psiflow needs on this machine; a second run installs nothing.
+#   .venv/            Python packages pinned in requirements.txt (+ the PLUMED kernel)
+#   cp2k.psmp         from the system package manager when root and missing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+STAMP=.venv/.psiflow-installed
+
+need_root_apt() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null
+}
+
+# -- CP2K ---------------------------------------------------------------------
+if ! command -v cp2k.psmp >/dev/null; then
+  if need_root_apt; then
+    echo "setup: installing CP2K from the system packages"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q cp2k
+  else
+    echo "setup: cp2k.psmp not found on PATH. Provide it, e.g. 'conda install -c conda-forge cp2k'" >&2
+    echo "       or 'module load CP2K', or run this script as root on Debian/Ubuntu." >&2
+    exit 1
+  fi
+fi
+
+# -- Python environment ---------------------------------------------------------
+want="$(sha256sum requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
+  if need_root_apt; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+  else
+    echo "setup: '$PYTHON -m venv' is not available; install python3-venv" >&2
+    exit 1
+  fi
+fi
+echo "setup: creating .venv"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and alone: a plain resolution could pick a multi-GB CUDA build
+.venv/bin/python -m pip install -q "$(grep '^torch==' requirements.txt)"
+.venv/bin/python -m pip install -q -r requirements.txt
+# the PLUMED kernel ships in this wheel; its other requirements are not needed
+.venv/bin/python -m pip install -q --no-deps hillclimber==0.1.8
+.venv/bin/python -c "import plumed, nequip, parsl, snakemake, h5py" 
+echo "$want" > "$STAMP"
+echo "setup: done"

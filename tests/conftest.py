@@ -1,0 +1,48 @@
+"""Shared test helpers: the repository root, the tiny config, running Snakemake."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+WATER_8 = REPO / "resources" / "structures" / "water_8.xyz"
+XTB = REPO / "resources" / "cp2k" / "xtb.inp"
+
+
+def tiny_config(**overrides) -> dict:
+    """The tests' tiny pipeline config with absolute paths, updated by `overrides`."""
+    config = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text())
+    config["system"]["structures"] = [str(REPO / p) for p in config["system"]["structures"]]
+    config["reference"]["input"] = str(REPO / config["reference"]["input"])
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
+    """Run Snakemake from this environment on `workdir/config.yaml`."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
+    command += ["--configfile", str(workdir / "config.yaml"), *args]
+    process = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    if check and process.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{process.stdout[-5000:]}\n{process.stderr[-5000:]}")
+    return process
+
+
+@pytest.fixture
+def water_8():
+    from ase.io import read
+
+    return read(WATER_8)

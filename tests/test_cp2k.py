@@ -1,0 +1,116 @@
+"""CP2K input, run and parsing, with the real cp2k.psmp."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from ase.units import Bohr, Hartree
+from conftest import XTB
+
+from psiflow.cp2k import Cp2kCommand, TemplateError, check_template, parse_output, single_point, write_input
+
+
+@pytest.fixture(scope="module")
+def direct_run(tmp_path_factory):
+    """A plain cp2k.psmp run on the 8-water box, outside psiflow's runner."""
+    from ase.io import read
+
+    from conftest import WATER_8
+
+    atoms = read(WATER_8)
+    workdir = tmp_path_factory.mktemp("cp2k")
+    (workdir / "in.inp").write_text(write_input(check_template(XTB), atoms))
+    run = ["cp2k.psmp", "-i", "in.inp", "-o", "out.out"]
+    subprocess.run(run, cwd=workdir, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return atoms, (workdir / "out.out").read_text()
+
+
+def test_parser_reads_energy_and_forces_in_ev_and_angstrom(direct_run):
+    atoms, output = direct_run
+    result = parse_output(output, len(atoms))
+    assert result.status == "ok"
+    last_energy_line = [line for line in output.splitlines() if "ENERGY| Total FORCE_EVAL" in line][-1]
+    assert result.energy == pytest.approx(float(last_energy_line.split()[-1]) * Hartree, abs=1e-9)
+    assert result.forces.shape == (24, 3)
+    first_force_row = output[output.rfind("ATOMIC FORCES in [a.u.]") :].splitlines()[3].split()
+    assert result.forces[0] == pytest.approx(np.array(first_force_row[3:6], dtype=float) * Hartree / Bohr)
+    # a periodic box feels no net force
+    assert np.abs(result.forces.sum(axis=0)).max() < 1e-3
+
+
+def test_forces_are_minus_the_energy_gradient(water_8):
+    """Finite differences of CP2K energies reproduce the parsed force (units, sign)."""
+    template = check_template(XTB)
+    command = Cp2kCommand()
+    h, atom, axis = 0.002, 1, 0
+    water_8.positions[atom, axis] += 0.1  # off the relaxed geometry, for a sizeable force
+    reference = single_point(water_8, template, command)
+    energies = []
+    for sign in (+1, -1):
+        moved = water_8.copy()
+        moved.positions[atom, axis] += sign * h
+        energies.append(single_point(moved, template, command).energy)
+    numeric = -(energies[0] - energies[1]) / (2 * h)
+    assert reference.forces[atom, axis] == pytest.approx(numeric, abs=5e-3)
+    assert abs(reference.forces[atom, axis]) > 0.05  # a force worth comparing
+
+
+def test_single_point_matches_direct_run(direct_run):
+    atoms, output = direct_run
+    direct = parse_output(output, len(atoms))
+    result = single_point(atoms, check_template(XTB), Cp2kCommand())
+    assert result.status == "ok"
+    assert np.abs(result.forces - direct.forces).max() < 1e-6
+    assert result.energy == pytest.approx(direct.energy, abs=1e-6)
+
+
+def test_scf_failure_is_recorded(tmp_path, water_8):
+    text = XTB.read_text().replace("MAX_SCF 50", "MAX_SCF 1").replace("MAX_SCF 10", "MAX_SCF 1")
+    result = single_point(water_8, text, Cp2kCommand())
+    assert result.status == "failed"
+    assert "SCF not converged" in result.reason
+
+
+def test_cp2k_crash_is_recorded_with_its_message(water_8):
+    text = XTB.read_text().replace("EPS_SCF 1.0E-6\n      MAX_SCF 50", "EPS_SCF 1.0E-6\n      NOT_A_KEYWORD 3")
+    result = single_point(water_8, text, Cp2kCommand())
+    assert result.status == "failed"
+    assert result.reason.startswith("CP2K exited with")
+    assert "NOT_A_KEYWORD" in result.reason
+
+
+def test_missing_executable_is_recorded(water_8):
+    result = single_point(water_8, check_template(XTB), Cp2kCommand(executable="no-such-cp2k"))
+    assert result.status == "failed" and "cannot start CP2K" in result.reason
+
+
+def test_walltime_is_recorded(water_8):
+    result = single_point(water_8, check_template(XTB), Cp2kCommand(walltime_s=0.01))
+    assert result.status == "failed" and "walltime" in result.reason
+
+
+def test_input_carries_cell_coordinates_and_periodicity(water_8):
+    text = write_input(check_template(XTB), water_8)
+    assert "PERIODIC XYZ" in text and text.count("&COORD") == 1 and "RUN_TYPE ENERGY_FORCE" in text
+    molecule = water_8[:3]
+    molecule.pbc = False
+    molecule.cell = None
+    assert "PERIODIC NONE" in write_input(check_template(XTB), molecule)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace("&END SCF", ""), "closes &SCF"),
+        (lambda t: t + "&GLOBAL\n&END GLOBAL\n", "only &FORCE_EVAL"),
+        (lambda t: t.replace("&END DFT", "&SUBSYS\n&COORD\nH 0 0 0\n&END COORD\n&END SUBSYS\n&END DFT"), "coordinates"),
+        (lambda t: t.replace("&END FORCE_EVAL", ""), "never closed"),
+    ],
+)
+def test_bad_templates_are_refused_naming_file_and_line(tmp_path, edit, message):
+    path = tmp_path / "bad.inp"
+    path.write_text(edit(XTB.read_text()))
+    with pytest.raises(TemplateError, match=message) as error:
+        check_template(path)
+    assert str(path) in str(error.value)

@@ -1,0 +1,87 @@
+"""Selection, the dataset split, walkers and bootstrap: logic on small inputs."""
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.build import bulk
+
+from psiflow.data import Frames
+from psiflow.dataset import extend, is_validation, split
+from psiflow.models import force_deviation
+from psiflow.sampling import initial_walkers, rattled_frames, select, walker_settings
+
+
+def candidates(deviations, statuses=None):
+    images = [bulk("Cu", cubic=True) for _ in deviations]
+    frames = Frames.from_atoms(images, status="ok")
+    frames.frame["deviation"][:] = deviations
+    frames.frame["identifier"][:] = [f"c{k}" for k in range(len(deviations))]
+    if statuses:
+        frames.frame["status"][:] = statuses
+    return frames
+
+
+def test_selection_keeps_trust_region_most_uncertain_first_and_caps():
+    frames = candidates([0.01, 0.2, 0.9, 0.4, np.nan, 0.3, 0.25])
+    selected = select(frames, trust_lo=0.05, trust_hi=0.5, max_frames=3)
+    assert sorted(selected.frame["identifier"]) == ["c3", "c5", "c6"]  # 0.4, 0.3, 0.25: not 0.9, not NaN
+
+
+def test_selection_skips_reset_frames():
+    frames = candidates([0.2, 0.3], statuses=["ok", "reset"])
+    assert list(select(frames, 0.0, 1.0, 10).frame["identifier"]) == ["c0"]
+
+
+def test_validation_membership_is_stable_when_data_grows():
+    ids = [f"i{i}-w{w}-s{s}" for i in range(3) for w in range(4) for s in range(0, 100, 10)]
+    first = is_validation(ids[:40], 0.2)
+    later = is_validation(ids, 0.2)
+    assert np.array_equal(first, later[:40])
+    assert 0.1 < later.mean() < 0.3
+
+
+def test_dataset_extends_with_successful_labels_only():
+    old = candidates([0.1, 0.2])
+    new = candidates([0.3, 0.4, 0.5], statuses=["ok", "failed", "ok"])
+    new.frame["identifier"][:] = ["n0", "n1", "n2"]
+    dataset = extend(old, new)
+    assert list(dataset.frame["identifier"]) == ["c0", "c1", "n0", "n2"]
+    train, valid = split(dataset, 0.5)
+    assert len(train) + len(valid) == 4
+    with pytest.raises(ValueError, match="twice"):
+        extend(dataset, new)
+
+
+def test_walker_temperatures_go_round_robin():
+    settings = walker_settings([{"structure": 0, "count": 5, "temperature": [300, 400]}])
+    assert [w["temperature"] for w in settings] == [300, 400, 300, 400, 300]
+
+
+def test_bootstrap_is_reproducible_and_rattled():
+    atoms = bulk("Cu", cubic=True) * (2, 2, 2)
+    a = rattled_frames([atoms], 4, 0.05, 0.02, seed=1)
+    b = rattled_frames([atoms], 4, 0.05, 0.02, seed=1)
+    c = rattled_frames([atoms], 4, 0.05, 0.02, seed=2)
+    assert np.array_equal(a.atom["positions"], b.atom["positions"])
+    assert not np.array_equal(a.atom["positions"], c.atom["positions"])
+    assert len(set(a.frame["identifier"])) == 4
+    volumes = [abs(np.linalg.det(cell)) for cell in a.frame["cell"]]
+    assert np.std(volumes) > 0  # strained
+
+
+def test_initial_walkers_start_at_their_structure():
+    atoms = bulk("Cu", cubic=True)
+    walkers = initial_walkers([atoms], [{"structure": 0, "count": 3, "temperature": 500}])
+    assert list(walkers.frame["walker"]) == [0, 1, 2]
+    assert np.array_equal(walkers.atom["positions"][walkers.atoms_of(2)], atoms.positions)
+
+
+def test_force_deviation_is_largest_per_atom_spread():
+    atoms = bulk("Cu", cubic=True)
+    atoms.rattle(0.1, seed=1)
+    atoms.calc = EMT()
+    forces = atoms.get_forces()
+    assert force_deviation(np.stack([forces, forces])) == 0.0
+    shifted = forces.copy()
+    shifted[2] += [0.3, 0.0, 0.4]  # one atom off by 0.5 eV/Å in one member
+    assert force_deviation(np.stack([forces, shifted])) == pytest.approx(0.25)

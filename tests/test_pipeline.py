@@ -1,0 +1,87 @@
+"""The whole online-learning loop on the tiny config: real CP2K, real nequip-train,
+real Parsl executors, driven by Snakemake."""
+
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import XTB, snakemake, tiny_config, write_config
+
+from psiflow.cp2k import check_template, parse_output, write_input
+from psiflow.data import read_h5
+
+pytestmark = pytest.mark.pipeline
+ITERATIONS = 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    write_config(workdir, tiny_config(iterations=ITERATIONS))
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_every_iteration_produced_its_files(run):
+    for i in range(ITERATIONS + 1):
+        for name in ("selected.h5", "labeled.h5", "dataset.h5", "metrics.csv"):
+            assert (run / f"results/iter_{i}/{name}").is_file()
+        for m in range(2):
+            assert (run / f"results/iter_{i}/models/member_{m}/model.nequip.zip").stat().st_size > 0
+    assert (run / "results/summary/learning_curve.png").stat().st_size > 0
+    assert len(list((run / "results/summary/final_model").glob("*.nequip.zip"))) == 2
+
+
+def test_labels_equal_a_direct_cp2k_run(run, tmp_path):
+    labeled = read_h5(run / f"results/iter_{ITERATIONS}/labeled.h5")
+    k = 0
+    assert labeled.frame["status"][k] == "ok"
+    atoms = labeled.to_atoms(k)
+    (tmp_path / "direct.inp").write_text(write_input(check_template(XTB), atoms))
+    subprocess.run(
+        ["cp2k.psmp", "-i", "direct.inp", "-o", "direct.out"],
+        cwd=tmp_path,
+        check=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    direct = parse_output((tmp_path / "direct.out").read_text(), len(atoms))
+    assert np.abs(labeled.atom["forces"][labeled.atoms_of(k)] - direct.forces).max() < 1e-6
+    assert labeled.frame["energy"][k] == pytest.approx(direct.energy, abs=1e-6)
+
+
+def test_sampled_frames_come_from_the_walkers(run):
+    candidates = read_h5(run / "results/iter_1/candidates.h5")
+    assert set(candidates.frame["walker"]) == {0, 1}
+    assert np.isfinite(candidates.frame["deviation"]).all() and (candidates.frame["deviation"] > 0).all()
+    selected = read_h5(run / "results/iter_1/selected.h5")
+    assert set(selected.frame["identifier"]) <= set(candidates.frame["identifier"])
+    walkers = read_h5(run / "results/iter_2/walkers.h5")
+    running = walkers.frame["status"] == "ok"
+    assert (walkers.frame["step"][running] == 40).all()  # 2 iterations of 20 steps
+
+
+def test_dataset_grows_every_iteration(run):
+    sizes = [len(read_h5(run / f"results/iter_{i}/dataset.h5")) for i in range(ITERATIONS + 1)]
+    assert sizes[0] == 6
+    assert all(b > a for a, b in zip(sizes, sizes[1:])), sizes
+    final = read_h5(run / f"results/iter_{ITERATIONS}/dataset.h5")
+    assert len(set(final.frame["identifier"])) == len(final)
+    assert np.isfinite(final.atom["forces"]).all()
+
+
+def test_metrics_are_finite_for_every_iteration(run):
+    table = pd.read_csv(run / "results/summary/metrics.csv")
+    for i in range(ITERATIONS + 1):
+        rows = table[table.iteration == i]
+        assert "train" in set(rows.subset)
+        assert np.isfinite(rows[["energy_rmse_per_atom", "force_rmse", "force_mae"]].to_numpy()).all()
+        if i > 0:  # the previous committee on this iteration's fresh labels
+            new = rows[rows.subset == "new"]
+            assert len(new) == 1 and new.model_iteration.item() == i - 1
+
+
+def test_second_invocation_has_nothing_to_do(run):
+    process = snakemake(run, "-n", "--cores", "2")
+    assert "Nothing to be done" in process.stdout + process.stderr
