@@ -3,7 +3,6 @@ one on the fresh labels) against the reference."""
 
 import numpy as np
 import pandas as pd
-
 from psiflow.data import read_h5
 from psiflow.dataset import split
 from psiflow.evaluation import METRIC_COLUMNS, errors

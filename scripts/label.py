@@ -17,6 +17,9 @@ with rule_log(snakemake.log[0]) as log:
         command_from_config(reference),
         snakemake.threads,
         Path(snakemake.params.run_dir).resolve(),
+        snakemake.params.cache_dir,
+        persistent=reference["mode"] == "persistent",
+        stress=reference["stress"],
     )
     for message in messages:
         log.info(message)

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import matplotlib
 import pandas as pd
-
 from psiflow.rules import rule_log
 
 matplotlib.use("Agg")

@@ -4,7 +4,6 @@ import copy
 
 import pytest
 from conftest import REPO, snakemake, tiny_config, write_config
-
 from psiflow.config import ConfigError, check_structures, validate
 
 
@@ -19,7 +18,9 @@ def test_shipped_default_config_is_valid():
     from psiflow.config import load
 
     config = validate(load(REPO / "config" / "config.yaml"), "config/config.yaml")
-    images = check_structures({**config["system"], "structures": [str(REPO / s) for s in config["system"]["structures"]]}, "x")
+    images = check_structures(
+        {**config["system"], "structures": [str(REPO / s) for s in config["system"]["structures"]]}, "x"
+    )
     assert len(images[0]) == 96 and images[0].cell.volume == pytest.approx(9.86**3)
 
 

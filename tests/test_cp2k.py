@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from ase.units import Bohr, Hartree
 from conftest import XTB
-
 from psiflow.cp2k import Cp2kCommand, TemplateError, check_template, parse_output, single_point, write_input
 
 
@@ -15,7 +14,6 @@ from psiflow.cp2k import Cp2kCommand, TemplateError, check_template, parse_outpu
 def direct_run(tmp_path_factory):
     """A plain cp2k.psmp run on the 8-water box, outside psiflow's runner."""
     from ase.io import read
-
     from conftest import WATER_8
 
     atoms = read(WATER_8)

@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 from ase import Atoms
-
-from psiflow.data import FrameStoreError, Frames, read_extxyz, read_h5, write_extxyz, write_h5
+from psiflow.data import Frames, FrameStoreError, read_extxyz, read_h5, write_extxyz, write_h5
 
 
 def random_frames(n_frames=5, seed=0) -> Frames:
     rng = np.random.default_rng(seed)
     images = []
-    for k in range(n_frames):
+    for _ in range(n_frames):
         n = int(rng.integers(1, 9))
         atoms = Atoms(
             numbers=rng.choice([1, 8, 6], n),

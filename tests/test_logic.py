@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-from ase.calculators.emt import EMT
 from ase.build import bulk
-
+from ase.calculators.emt import EMT
 from psiflow.data import Frames
 from psiflow.dataset import extend, is_validation, split
 from psiflow.models import force_deviation

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import XTB, snakemake, tiny_config, write_config
-
 from psiflow.cp2k import check_template, parse_output, write_input
 from psiflow.data import read_h5
 

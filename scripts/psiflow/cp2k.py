@@ -6,9 +6,11 @@ coordinates and force printing, and a `&GLOBAL` section.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.units import Bohr, Hartree
+from ase.units import Bohr, GPa, Hartree
 
 ENERGY_PATTERN = re.compile(r"ENERGY\| Total FORCE_EVAL \( \w+ \) energy \[(?:a\.u\.|hartree)\]:\s+(\S+)")
 FORCE_HEADER = "ATOMIC FORCES in [a.u.]"
@@ -69,26 +71,44 @@ def check_template(path) -> str:
 
 
 def _subsys(atoms: Atoms) -> str:
-    cell = atoms.cell.array
+    cell, positions = atoms.cell.array, atoms.positions
     periodic = "".join(axis for axis, p in zip("XYZ", atoms.pbc) if p) or "NONE"
     if not atoms.pbc.any() and atoms.cell.rank < 3:
-        # CP2K needs a box even for a molecule; make it enclose the atoms with margin
-        extent = np.ptp(atoms.positions, axis=0) + 10.0
-        cell = np.diag(extent)
+        # CP2K needs a box even for a molecule: 10 Å wider than the molecule, with
+        # the molecule at its centre (a translation changes no energy or force)
+        low, high = positions.min(axis=0), positions.max(axis=0)
+        cell = np.diag(high - low + 10.0)
+        positions = positions - (low + high) / 2 + cell.diagonal() / 2
     lines = ["  &SUBSYS", "    &CELL"]
     lines += [f"      {name} {' '.join(f'{x:.16f}' for x in vec)}" for name, vec in zip("ABC", cell)]
     lines += [f"      PERIODIC {periodic}", "    &END CELL", "    &COORD"]
-    lines += [
-        f"      {s} {x:.16f} {y:.16f} {z:.16f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)
-    ]
+    lines += [f"      {s} {x:.16f} {y:.16f} {z:.16f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), positions)]
     lines += ["    &END COORD", "  &END SUBSYS"]
     return "\n".join(lines)
 
 
-def write_input(template: str, atoms: Atoms, project: str = "psiflow") -> str:
-    """The full CP2K input for one energy+forces single point of `atoms`."""
+FORCE_PRINT = "    &FORCES ON\n      NDIGITS 14\n    &END FORCES\n"
+STRESS_PRINT = "    &STRESS_TENSOR ON\n    &END STRESS_TENSOR\n"
+# semi-empirical methods treat a non-periodic cell themselves; DFT needs a Poisson solver
+POISSON_NONE = "    &POISSON\n      PERIODIC NONE\n      PSOLVER MT\n    &END POISSON"
+
+
+def wants_stress(atoms: Atoms, stress: bool) -> bool:
+    return stress and bool(atoms.pbc.all())
+
+
+def write_input(template: str, atoms: Atoms, project: str = "psiflow", stress: bool = False) -> str:
+    """The full CP2K input for one energy+forces (+stress) single point of `atoms`.
+
+    The stress tensor is asked for only when `stress` is set and the cell is
+    periodic in all directions.
+    """
+    upper = template.upper()
+    if not atoms.pbc.any() and "&POISSON" not in upper and not re.search(r"METHOD\s+(XTB|DFTB)", upper):
+        dft = re.search(r"^\s*&DFT\b.*$", template, flags=re.IGNORECASE | re.MULTILINE)
+        if dft:
+            template = template[: dft.end()] + "\n" + POISSON_NONE + template[dft.end() :]
     end = template.upper().rfind("&END FORCE_EVAL")
-    force_print = "  &PRINT\n    &FORCES ON\n      NDIGITS 14\n    &END FORCES\n  &END PRINT"
     subsys = _subsys(atoms)
     match = re.search(r"^\s*&SUBSYS\b.*$", template, flags=re.IGNORECASE | re.MULTILINE)
     if match:  # keep the template's &KIND sections; add cell and coordinates inside its &SUBSYS
@@ -96,13 +116,13 @@ def write_input(template: str, atoms: Atoms, project: str = "psiflow") -> str:
         body = template[: match.end()] + "\n" + "\n".join(inner) + template[match.end() : end]
     else:
         body = template[:end] + subsys + "\n"
-    return (
-        f"&GLOBAL\n  PROJECT {project}\n  RUN_TYPE ENERGY_FORCE\n  PRINT_LEVEL LOW\n&END GLOBAL\n"
-        + body
-        + force_print
-        + "\n"
-        + template[end:]
-    )
+    global_section = f"&GLOBAL\n  PROJECT {project}\n  PRINT_LEVEL LOW\n  RUN_TYPE ENERGY_FORCE\n&END GLOBAL\n"
+    printing = FORCE_PRINT
+    if wants_stress(atoms, stress):
+        opening = re.search(r"^\s*&FORCE_EVAL\b.*$", body, flags=re.IGNORECASE | re.MULTILINE)
+        body = body[: opening.end()] + "\n  STRESS_TENSOR ANALYTICAL" + body[opening.end() :]
+        printing += STRESS_PRINT
+    return global_section + body + "  &PRINT\n" + printing + "  &END PRINT\n" + template[end:]
 
 
 @dataclass
@@ -113,7 +133,21 @@ class SinglePoint:
     reason: str = ""
     energy: float = float("nan")
     forces: np.ndarray | None = None
+    stress: np.ndarray | None = None  # 3x3, eV/Å^3, ASE's sign convention
     seconds: float = 0.0
+
+
+STRESS_HEADER = "STRESS| Analytical stress tensor [GPa]"
+
+
+def parse_stress(text: str) -> np.ndarray | None:
+    """CP2K's last analytical stress tensor in eV/Å^3; CP2K's sign is ASE's opposite."""
+    start = text.rfind(STRESS_HEADER)
+    if start < 0:
+        return None
+    rows = text[start:].splitlines()[2:5]
+    values = np.array([[float(x) for x in row.split()[2:5]] for row in rows])
+    return -values * GPa
 
 
 def parse_output(text: str, n_atoms: int) -> SinglePoint:
@@ -132,7 +166,9 @@ def parse_output(text: str, n_atoms: int) -> SinglePoint:
     forces = np.array(forces)
     if forces.shape != (n_atoms, 3):
         return SinglePoint("failed", f"forces block has {len(forces)} rows, expected {n_atoms}")
-    return SinglePoint("ok", energy=float(energies[-1]) * Hartree, forces=forces * Hartree / Bohr)
+    return SinglePoint(
+        "ok", energy=float(energies[-1]) * Hartree, forces=forces * Hartree / Bohr, stress=parse_stress(text)
+    )
 
 
 @dataclass
@@ -145,30 +181,33 @@ class Cp2kCommand:
     launcher: str = "mpirun -np {ranks}"
     walltime_s: float = 3600.0
 
-    def argv(self, input_file: str, output_file: str) -> list[str]:
-        argv = [self.executable, "-i", input_file, "-o", output_file]
+    def argv(self, *arguments: str) -> list[str]:
+        argv = [self.executable, *arguments]
         if self.mpi_ranks > 1:
             argv = shlex.split(self.launcher.format(ranks=self.mpi_ranks)) + argv
         return argv
 
-    def environment(self) -> dict:
-        env = dict(os.environ, OMP_NUM_THREADS=str(self.omp_threads))
+    def settings(self) -> dict:
+        """Environment variables that CP2K needs on top of the caller's."""
+        settings = {"OMP_NUM_THREADS": str(self.omp_threads)}
         # mpirun refuses root unless told; containers and CI often run as root
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        return env
+        for name in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+            settings[name] = os.environ.get(name, "1")
+        return settings
 
 
-def single_point(atoms: Atoms, template: str, command: Cp2kCommand, workdir: str | None = None) -> SinglePoint:
+def single_point(
+    atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir: str | None = None
+) -> SinglePoint:
     """Run CP2K on `atoms` in a scratch folder; failures come back as data."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cp2k_", dir=workdir) as scratch:
-        Path(scratch, "cp2k.inp").write_text(write_input(template, atoms))
+        Path(scratch, "cp2k.inp").write_text(write_input(template, atoms, stress=stress))
         try:
             process = subprocess.run(
-                command.argv("cp2k.inp", "cp2k.out"),
+                command.argv("-i", "cp2k.inp", "-o", "cp2k.out"),
                 cwd=scratch,
-                env=command.environment(),
+                env={**os.environ, **command.settings()},
                 capture_output=True,
                 text=True,
                 timeout=command.walltime_s,
@@ -188,10 +227,162 @@ def single_point(atoms: Atoms, template: str, command: Cp2kCommand, workdir: str
 
 
 def _abort_message(output: str) -> str:
-    """The message inside CP2K's ABORT banner, if any."""
+    """The message inside CP2K's ABORT banner (without its ASCII art), if any."""
     lines = output.splitlines()
     for k, line in enumerate(lines):
         if "[ABORT]" in line:
-            text = " ".join(part.strip(" *") for part in lines[k + 1 : k + 4] if part.strip(" *"))
-            return text.strip()
+            words = []
+            for part in lines[k + 1 : k + 8]:
+                if set(part.strip()) <= {"*"}:
+                    break
+                words.append(re.sub(r"^[\\/_|O ]+", "", part.strip(" *")))
+            return " ".join(w for w in words if w).strip()
     return ""
+
+
+class ShellSession:
+    """A `cp2k.psmp -s` (cp2k_shell) process holding one force environment.
+
+    Successive geometries with the same atoms reuse the previous wavefunction
+    as SCF guess. ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
+    (not ASE's CP2K calculator) so that energy and forces come in atomic units
+    and convert exactly as in fresh-process mode, and so that the output can be
+    checked for SCF convergence, which the shell protocol does not report.
+    """
+
+    def __init__(self, template: str, command: Cp2kCommand, atoms: Atoms, directory, stress: bool = False):
+        from ase.calculators.cp2k import Cp2kShell
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.output = self.directory / "cp2k.out"
+        self.numbers, self.pbc = atoms.numbers.copy(), atoms.pbc.copy()
+        self.command = command
+        # FLUSH_SHOULD_FLUSH makes CP2K write the SCF report before the shell answers
+        self.stress = wants_stress(atoms, stress)
+        text = write_input(template, atoms, project=str(self.directory / "psiflow"), stress=stress)
+        text = text.replace("&GLOBAL\n", "&GLOBAL\n  FLUSH_SHOULD_FLUSH T\n", 1)
+        (self.directory / "cp2k.inp").write_text(text)
+        settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in command.settings().items())
+        start = f"cd {shlex.quote(str(self.directory))} && env {settings} {shlex.join(command.argv('-s'))}"
+        self.shell = Cp2kShell(start, False)
+        try:
+            self._ask("UNITS_AU")
+            self.shell.send(f"LOAD {self.directory / 'cp2k.inp'} {self.output}")
+            self.env_id = int(self.shell.recv())
+            self.shell.expect("* READY")
+        except Exception as error:  # e.g. CP2K rejects the input
+            reason = self.failure_reason(error)
+            self.close()
+            raise RuntimeError(reason) from error
+        self.cell = None
+
+    def _ask(self, line: str) -> None:
+        self.shell.send(line)
+        self.shell.expect("* READY")
+
+    def fits(self, atoms: Atoms) -> bool:
+        return np.array_equal(atoms.numbers, self.numbers) and np.array_equal(atoms.pbc, self.pbc)
+
+    def evaluate(self, atoms: Atoms) -> SinglePoint:
+        offset = self.output.stat().st_size if self.output.exists() else 0
+        if self.cell is None or not np.array_equal(self.cell, atoms.cell.array):
+            self.shell.send(f"SET_CELL {self.env_id}")
+            for row in atoms.cell.array / Bohr:
+                self.shell.send(" ".join(f"{x:.18e}" for x in row))
+            self.shell.expect("* READY")
+            self.cell = atoms.cell.array.copy()
+        self.shell.send(f"SET_POS {self.env_id}")
+        self.shell.send(str(3 * len(atoms)))
+        for row in atoms.positions / Bohr:
+            self.shell.send(" ".join(f"{x:.18e}" for x in row))
+        self.shell.send("*END")
+        float(self.shell.recv())  # largest displacement, unused
+        self.shell.expect("* READY")
+        self._ask(f"EVAL_EF {self.env_id}")
+        self.shell.send(f"GET_E {self.env_id}")
+        energy = float(self.shell.recv())
+        self.shell.expect("* READY")
+        self.shell.send(f"GET_F {self.env_id}")
+        n_values = int(self.shell.recv())
+        forces = np.array([[float(x) for x in self.shell.recv().split()] for _ in range(n_values // 3)])
+        self.shell.expect("* END")
+        self.shell.expect("* READY")
+        stress = None
+        if self.stress:
+            self.shell.send(f"GET_STRESS {self.env_id}")
+            stress = -np.array([float(x) for x in self.shell.recv().split()]).reshape(3, 3) * Hartree / Bohr**3
+            self.shell.expect("* READY")
+        report = self.output.read_text(errors="replace")[offset:]
+        if "SCF run NOT converged" in report:
+            return SinglePoint("failed", "SCF not converged")
+        return SinglePoint("ok", energy=energy * Hartree, forces=forces * Hartree / Bohr, stress=stress)
+
+    def failure_reason(self, error: Exception) -> str:
+        detail = _abort_message(self.output.read_text(errors="replace")) if self.output.exists() else ""
+        return f"CP2K shell failed: {detail or repr(error)}"[:300]
+
+    def close(self) -> None:
+        child = self.shell._child
+        if child is not None and child.poll() is not None:  # already dead: nothing to ask it
+            self.shell._child, self.shell.isready = None, False
+        self.shell.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# One shell per Parsl worker, kept between tasks: the worker is the unit that
+# owns cores, and the next frame it gets is usually close to the previous one.
+_SESSIONS: dict = {}
+
+
+@atexit.register
+def _close_sessions() -> None:
+    for session in _SESSIONS.values():
+        session.close()
+    _SESSIONS.clear()
+
+
+def persistent_single_point(
+    atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir=None
+) -> SinglePoint:
+    """Like `single_point`, through a CP2K shell that lives as long as this process."""
+    import threading
+
+    start = time.perf_counter()
+    key = (template, stress, command.executable, command.mpi_ranks, command.omp_threads, command.launcher)
+    session = _SESSIONS.get(key)
+    if session is None or not session.fits(atoms):
+        for old in _SESSIONS.values():
+            old.close()
+        _SESSIONS.clear()
+        session = None
+    timed_out = threading.Event()
+    timer = None
+    try:
+        if shutil.which(command.executable) is None:
+            raise RuntimeError(f"cannot start CP2K shell: executable '{command.executable}' not found")
+        if session is None:
+            directory = tempfile.mkdtemp(prefix="cp2k_shell_", dir=workdir)
+            session = ShellSession(template, command, atoms, directory, stress)
+            _SESSIONS[key] = session
+        # a hung SCF would block the protocol forever: kill the shell at the walltime
+        timer = threading.Timer(command.walltime_s, lambda: (timed_out.set(), session.shell._child.kill()))
+        timer.start()
+        result = session.evaluate(atoms)
+    except Exception as error:  # the shell died: record why, start a new one next time
+        _SESSIONS.pop(key, None)
+        if timed_out.is_set():
+            reason = f"walltime of {command.walltime_s:g} s exceeded"
+        elif session is None:
+            reason = str(error) if isinstance(error, RuntimeError) else f"cannot start CP2K shell: {error!r}"
+            reason = reason[:300]
+        else:
+            reason = session.failure_reason(error)
+        if session is not None:
+            session.close()
+        result = SinglePoint("failed", reason)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    result.seconds = time.perf_counter() - start
+    return result

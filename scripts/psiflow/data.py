@@ -78,7 +78,7 @@ class Frames:
     def check(self) -> None:
         n_frames, n_atoms = len(self.offsets) - 1, int(self.offsets[-1])
         if self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
-            raise FrameStoreError(f"offsets are not increasing from 0")
+            raise FrameStoreError("offsets are not increasing from 0")
         for name, values in self.atom.items():
             if len(values) != n_atoms:
                 raise FrameStoreError(f"atom column '{name}' has {len(values)} rows, expected {n_atoms}")

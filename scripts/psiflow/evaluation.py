@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from psiflow.data import Frames
 from psiflow.models import force_deviation
 

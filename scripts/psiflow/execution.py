@@ -6,8 +6,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 SCRIPTS = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,15 @@
-"""Labeling: one CP2K single point per selected frame, run as Parsl tasks."""
+"""Labeling: one CP2K single point per selected frame, run as Parsl tasks,
+each finished one cached on disk so that a killed run loses nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms
-
-from psiflow.cp2k import Cp2kCommand, SinglePoint, single_point
+from psiflow.cp2k import Cp2kCommand, SinglePoint, persistent_single_point, single_point
 from psiflow.data import Frames
 from psiflow.execution import run_tasks
 
@@ -20,27 +24,104 @@ def command_from_config(reference: dict) -> Cp2kCommand:
     )
 
 
-def label_task(atoms: Atoms, template: str, command: Cp2kCommand) -> SinglePoint:
-    return single_point(atoms, template, command)
+def label_task(
+    atoms: Atoms, template: str, command: Cp2kCommand, persistent: bool, stress: bool, scratch: str
+) -> SinglePoint:
+    if persistent:
+        return persistent_single_point(atoms, template, command, stress, workdir=scratch)
+    return single_point(atoms, template, command, stress, workdir=scratch)
 
 
-def label(frames: Frames, template: str, command: Cp2kCommand, cores: int, run_dir) -> tuple[Frames, list[str]]:
-    """Energies and forces for every frame; failures are recorded, not raised."""
+class LabelCache:
+    """Finished single points, one file each, keyed by the frame identifier and
+    a hash of everything that determines the result (template and geometry)."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(identifier: str, atoms: Atoms, template: str, stress: bool) -> str:
+        digest = hashlib.sha256(f"{template}\nstress={stress}".encode())
+        for array in (atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return f"{identifier}-{digest.hexdigest()[:16]}"
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    def load(self, key: str) -> SinglePoint | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        with np.load(path) as stored:
+            stress = stored["stress"] if stored["stress"].shape == (3, 3) else None
+            return SinglePoint("ok", energy=float(stored["energy"]), forces=stored["forces"], stress=stress)
+
+    def store(self, key: str, result: SinglePoint) -> None:
+        tmp = self.directory / f".{key}.tmp{os.getpid()}.npz"
+        stress = result.stress if result.stress is not None else np.zeros(0)
+        np.savez(tmp, energy=result.energy, forces=result.forces, stress=stress)
+        os.replace(tmp, self.path(key))
+
+    def __len__(self) -> int:
+        return len(list(self.directory.glob("*.npz")))
+
+
+def label(
+    frames: Frames,
+    template: str,
+    command: Cp2kCommand,
+    cores: int,
+    run_dir,
+    cache_dir,
+    persistent: bool = True,
+    stress: bool = False,
+) -> tuple[Frames, list[str]]:
+    """Energies and forces for every frame; failures are recorded, not raised.
+
+    Single points found in the cache are not recomputed; every successful
+    new one is cached as soon as it arrives. Failed ones are computed again
+    by a rerun.
+    """
     labeled = frames.take(np.arange(len(frames)))
     labeled.atom["forces"][:] = np.nan
     labeled.frame["energy"][:] = np.nan
-    cores_per_task = command.mpi_ranks * command.omp_threads
-    tasks = [(frames.to_atoms(k), template, command) for k in range(len(frames))]
+    labeled.frame["stress"][:] = np.nan
+    cache = LabelCache(cache_dir)
+    images = [frames.to_atoms(k) for k in range(len(frames))]
+    keys = [LabelCache.key(str(frames.frame["identifier"][k]), images[k], template, stress) for k in range(len(frames))]
     log = []
-    for k, result in run_tasks(label_task, tasks, max(1, cores // cores_per_task), run_dir):
-        if isinstance(result, Exception):
-            result = SinglePoint("failed", f"task error: {result!r}"[:300])
+
+    def record(k: int, result: SinglePoint, origin: str) -> None:
         labeled.frame["status"][k] = result.status
         labeled.frame["reason"][k] = result.reason
         if result.status == "ok":
             labeled.frame["energy"][k] = result.energy
             labeled.atom["forces"][labeled.atoms_of(k)] = result.forces
-        log.append(f"{labeled.frame['identifier'][k]}: {result.status} {result.reason} ({result.seconds:.1f} s)")
+            if result.stress is not None:
+                labeled.frame["stress"][k] = result.stress
+        log.append(f"{keys[k]}: {result.status} {result.reason} ({origin}, {result.seconds:.1f} s)")
+
+    todo = []
+    for k in range(len(frames)):
+        cached = cache.load(keys[k])
+        if cached is None:
+            todo.append(k)
+        else:
+            record(k, cached, "cached")
+    log.append(f"{len(frames) - len(todo)} single points from the cache, {len(todo)} to compute")
+    scratch = Path(run_dir).resolve() / "scratch"  # CP2K's files, next to Parsl's logs
+    scratch.mkdir(parents=True, exist_ok=True)
+    tasks = [(images[k], template, command, persistent, stress, str(scratch)) for k in todo]
+    workers = max(1, cores // (command.mpi_ranks * command.omp_threads))
+    for index, result in run_tasks(label_task, tasks, workers, run_dir):
+        k = todo[index]
+        if isinstance(result, Exception):
+            result = SinglePoint("failed", f"task error: {result!r}"[:300])
+        if result.status == "ok":
+            cache.store(keys[k], result)
+        record(k, result, "computed")
     return labeled, log
 
 

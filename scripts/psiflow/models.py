@@ -216,7 +216,6 @@ class Committee(Calculator):
 def train_on_dataset(dataset_path, workdir, output, model: dict, seed: int, accelerator: str, threads: int, log_path):
     """Train one member on the train split of a dataset, validating on its valid split."""
     from ase.data import chemical_symbols
-
     from psiflow.data import read_h5, write_extxyz
     from psiflow.dataset import split
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms, units
-
 from psiflow.data import Frames
 
 
@@ -75,7 +74,6 @@ def run_walker(
     import torch
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
     from psiflow.models import Committee
 
     torch.set_num_threads(threads)
@@ -183,7 +181,10 @@ def select(candidates: Frames, trust_lo: float, trust_hi: float, max_frames: int
     """Frames whose committee force deviation lies in [trust_lo, trust_hi], most uncertain first."""
     deviation = candidates.frame["deviation"]
     eligible = np.flatnonzero(
-        (candidates.frame["status"] == "ok") & np.isfinite(deviation) & (deviation >= trust_lo) & (deviation <= trust_hi)
+        (candidates.frame["status"] == "ok")
+        & np.isfinite(deviation)
+        & (deviation >= trust_lo)
+        & (deviation <= trust_hi)
     )
     order = eligible[np.argsort(-deviation[eligible], kind="stable")]
     return candidates.take(np.sort(order[:max_frames]))

@@ -12,13 +12,13 @@ rule bootstrap:
         "logs/bootstrap/iter_0.log",
     benchmark:
         "benchmarks/bootstrap/iter_0.tsv"
+    conda:
+        "../../envs/sampling.yaml"
     params:
         system=config["system"],
         bootstrap=config["bootstrap"],
         walkers=config["walkers"],
         seed=config["seed"],
-    conda:
-        "../../envs/sampling.yaml"
     message:
         "Bootstrap: {params.bootstrap[n_rattled]} rattled copies per initial structure"
     script:

@@ -32,3 +32,15 @@ def previous(name):
 def previous_dataset(wildcards):
     i = int(wildcards.i)
     return [] if i == 0 else [f"results/iter_{i - 1}/dataset.h5"]
+
+
+def evaluate_input(wildcards):
+    i = int(wildcards.i)
+    inputs = {
+        "dataset": f"results/iter_{i}/dataset.h5",
+        "labeled": f"results/iter_{i}/labeled.h5",
+        "models": committee(i),
+    }
+    if i > 0:
+        inputs["previous_models"] = committee(i - 1)
+    return inputs

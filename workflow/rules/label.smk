@@ -11,12 +11,14 @@ rule label:
         "logs/label/iter_{i}.log",
     benchmark:
         "benchmarks/label/iter_{i}.tsv"
+    conda:
+        "../../envs/cp2k.yaml"
+    threads: config["execution"]["label"]["cores"]
     params:
         reference=config["reference"],
         run_dir=lambda w: f"logs/parsl/label/iter_{w.i}",
-    threads: config["execution"]["label"]["cores"]
-    conda:
-        "../../envs/cp2k.yaml"
+        # not an output: Snakemake must not delete it when a run is killed
+        cache_dir=lambda w: f"results/iter_{w.i}/label_cache",
     message:
         "Label iteration {wildcards.i}: CP2K single points of the selected frames"
     script:

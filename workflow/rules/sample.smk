@@ -9,12 +9,15 @@ rule sample:
     output:
         candidates="results/iter_{i}/candidates.h5",
         walkers="results/iter_{i}/walkers.h5",
-    wildcard_constraints:
-        i=r"[1-9]\d*",
     log:
         "logs/sample/iter_{i}.log",
     benchmark:
         "benchmarks/sample/iter_{i}.tsv"
+    wildcard_constraints:
+        i=r"[1-9]\d*",
+    conda:
+        "../../envs/sampling.yaml"
+    threads: config["execution"]["sample"]["cores"]
     params:
         system=config["system"],
         walkers=config["walkers"],
@@ -22,9 +25,6 @@ rule sample:
         seed=config["seed"],
         cores_per_task=config["execution"]["sample"]["cores_per_task"],
         run_dir=lambda w: f"logs/parsl/sample/iter_{w.i}",
-    threads: config["execution"]["sample"]["cores"]
-    conda:
-        "../../envs/sampling.yaml"
     message:
         "Sample iteration {wildcards.i}: MD of every walker with the committee of iteration {wildcards.i}-1"
     script:

@@ -6,17 +6,17 @@ rule select:
         candidates="results/iter_{i}/candidates.h5",
     output:
         selected="results/iter_{i}/selected.h5",
-    wildcard_constraints:
-        i=r"[1-9]\d*",
     log:
         "logs/select/iter_{i}.log",
     benchmark:
         "benchmarks/select/iter_{i}.tsv"
-    params:
-        selection=config["selection"],
+    wildcard_constraints:
+        i=r"[1-9]\d*",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        selection=config["selection"],
     message:
         "Select iteration {wildcards.i}: at most {params.selection[max_per_iteration]} frames"
     script:

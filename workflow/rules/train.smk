@@ -11,11 +11,11 @@ rule dataset:
         "logs/dataset/iter_{i}.log",
     benchmark:
         "benchmarks/dataset/iter_{i}.tsv"
-    params:
-        valid_fraction=config["model"]["valid_fraction"],
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        valid_fraction=config["model"]["valid_fraction"],
     message:
         "Dataset iteration {wildcards.i}: all labels of iterations 0..{wildcards.i}"
     script:
@@ -31,14 +31,14 @@ rule train:
         "logs/train/iter_{i}_member_{m}.log",
     benchmark:
         "benchmarks/train/iter_{i}_member_{m}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: config["execution"]["train"]["threads"]
     params:
         model=config["model"],
         seed=config["seed"],
         accelerator=config["execution"]["train"]["accelerator"],
         workdir=lambda w: f"results/iter_{w.i}/models/member_{w.m}/training",
-    threads: config["execution"]["train"]["threads"]
-    conda:
-        "../../envs/training.yaml"
     message:
         "Train iteration {wildcards.i}, committee member {wildcards.m}"
     script:

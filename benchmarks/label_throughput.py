@@ -1,0 +1,76 @@
+"""Labeling throughput: single points per minute on the 32-water GFN1-xTB box.
+
+Compares psiflow's label step (Parsl, one task per single point) in
+persistent-shell mode and fresh-process mode against a plain shell loop over
+cp2k.psmp with all cores given to each run (OpenMP), on the same geometries.
+
+    .venv/bin/python benchmarks/label_throughput.py [--frames 12] [--cores 2]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO / "scripts"))
+
+from ase.io import read  # noqa: E402
+from psiflow.cp2k import Cp2kCommand, check_template, write_input  # noqa: E402
+from psiflow.labeling import label  # noqa: E402
+from psiflow.sampling import rattled_frames  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    template = check_template(REPO / "resources/cp2k/xtb.inp")
+    # nearby geometries, as the frames of one walker are
+    frames = rattled_frames([read(REPO / "resources/structures/water_32.xyz")], args.frames, 0.03, 0.0, seed=11)
+    rates = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        for mode in ("persistent", "fresh"):
+            start = time.perf_counter()
+            labeled, _ = label(
+                frames,
+                template,
+                Cp2kCommand(),
+                args.cores,
+                scratch / f"parsl_{mode}",
+                scratch / f"cache_{mode}",
+                persistent=mode == "persistent",
+            )
+            seconds = time.perf_counter() - start
+            assert (labeled.frame["status"] == "ok").all()
+            rates[f"psiflow {mode} ({args.cores} workers)"] = 60 * len(frames) / seconds
+        loop = scratch / "loop"
+        loop.mkdir()
+        for k in range(len(frames)):
+            (loop / f"frame_{k}.inp").write_text(write_input(template, frames.to_atoms(k), project=f"frame_{k}"))
+        start = time.perf_counter()
+        subprocess.run(
+            "for f in frame_*.inp; do cp2k.psmp -i $f -o $f.out || exit 1; done",
+            shell=True,
+            cwd=loop,
+            check=True,
+            env=dict(os.environ, OMP_NUM_THREADS=str(args.cores)),
+        )
+        rates[f"shell loop, cp2k.psmp with {args.cores} OpenMP threads"] = (
+            60 * len(frames) / (time.perf_counter() - start)
+        )
+    baseline = rates[f"shell loop, cp2k.psmp with {args.cores} OpenMP threads"]
+    print(f"{len(frames)} single points, 32 H2O GFN1-xTB, {args.cores} cores")
+    print(f"{'mode':50s} {'points/min':>10s} {'vs loop':>8s}")
+    for name, rate in rates.items():
+        print(f"{name:50s} {rate:10.1f} {rate / baseline:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Labeling with real CP2K: persistent shell vs fresh process, stress, vacuum,
+failures as data, and a cache that survives a killed run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase.io import read
+from conftest import REPO, SNAKEFILE, XTB, tiny_config, write_config
+from psiflow.cp2k import Cp2kCommand, check_template, persistent_single_point, single_point
+from psiflow.data import Frames, read_h5
+from psiflow.labeling import LabelCache, label
+from psiflow.sampling import rattled_frames
+
+WATER_32 = REPO / "resources" / "structures" / "water_32.xyz"
+PBE = REPO / "resources" / "cp2k" / "pbe_d3.inp"
+
+
+@pytest.fixture(scope="module")
+def trajectory():
+    """Three nearby geometries of the 8-water box, as consecutive MD frames are."""
+    from conftest import WATER_8
+
+    atoms = read(WATER_8)
+    rng = np.random.default_rng(5)
+    frames = []
+    for _ in range(3):
+        atoms = atoms.copy()
+        atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
+        frames.append(atoms)
+    return frames
+
+
+def test_persistent_shell_matches_fresh_process_within_scf_tolerance(trajectory):
+    template = check_template(XTB)
+    for atoms in trajectory:  # the same shell serves all three
+        shell = persistent_single_point(atoms, template, Cp2kCommand())
+        fresh = single_point(atoms, template, Cp2kCommand())
+        assert shell.status == fresh.status == "ok"
+        # EPS_SCF 1e-6 bounds the difference of the two SCF starting points
+        assert np.abs(shell.forces - fresh.forces).max() < 1e-3
+        assert shell.energy == pytest.approx(fresh.energy, abs=1e-5)
+
+
+def test_stress_matches_a_finite_difference_of_the_energy(trajectory):
+    template = check_template(XTB)
+    atoms = trajectory[0]
+    fresh = single_point(atoms, template, Cp2kCommand(), stress=True)
+    shell = persistent_single_point(atoms, template, Cp2kCommand(), stress=True)
+    assert np.abs(fresh.stress - shell.stress).max() < 1e-5
+    energies = []
+    for sign in (+1, -1):
+        strained = atoms.copy()
+        strained.set_cell(atoms.cell.array @ np.diag([1 + sign * 0.002, 1, 1]), scale_atoms=True)
+        energies.append(single_point(strained, template, Cp2kCommand()).energy)
+    numeric = (energies[0] - energies[1]) / (2 * 0.002) / atoms.get_volume()  # ASE: (1/V) dE/d(strain)
+    assert fresh.stress[0, 0] == pytest.approx(numeric, rel=0.02)
+    assert abs(numeric) > 1e-3
+
+
+def test_stress_is_not_asked_for_a_molecule():
+    from ase.build import molecule
+
+    water = molecule("H2O")
+    result = single_point(water, check_template(XTB), Cp2kCommand(), stress=True)
+    assert result.status == "ok" and result.stress is None
+
+
+def test_pbe_template_works_periodic_and_in_vacuum():
+    from ase.build import molecule
+
+    template = check_template(PBE)
+    vacuum = molecule("H2O")
+    isolated = single_point(vacuum, template, Cp2kCommand())
+    boxed = vacuum.copy()
+    boxed.cell = [6, 6, 6]
+    boxed.center()
+    boxed.pbc = True
+    periodic = single_point(boxed, template, Cp2kCommand())
+    assert isolated.status == periodic.status == "ok", (isolated.reason, periodic.reason)
+    for result in (isolated, periodic):
+        hydrogen_1, hydrogen_2 = result.forces[1], result.forces[2]  # mirror images in the molecule's plane
+        assert hydrogen_1[1] == pytest.approx(-hydrogen_2[1], abs=1e-4)
+        assert hydrogen_1[2] == pytest.approx(hydrogen_2[2], abs=1e-4)
+        # no net force but the real-space grid's egg-box error at 400 Ry
+        assert np.abs(result.forces.sum(axis=0)).max() < 0.15
+    assert isolated.energy == pytest.approx(periodic.energy, abs=0.1)  # images 6 Å apart barely interact
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "fresh"])
+def test_failures_are_data_with_reasons(trajectory, persistent):
+    broken = XTB.read_text().replace("MAX_SCF 50", "MAX_SCF 1").replace("MAX_SCF 10", "MAX_SCF 1")
+    run = persistent_single_point if persistent else single_point
+    assert run(trajectory[0], broken, Cp2kCommand()).reason == "SCF not converged"
+    crash = run(trajectory[0], XTB.read_text().replace("MAX_SCF 50", "NOT_A_KEYWORD 50"), Cp2kCommand())
+    assert crash.status == "failed" and "unknown keyword NOT_A_KEYWORD" in crash.reason
+    slow = run(trajectory[0], XTB.read_text(), Cp2kCommand(walltime_s=0.05))
+    assert slow.status == "failed" and "walltime" in slow.reason
+    missing = run(trajectory[0], XTB.read_text(), Cp2kCommand(executable="no-such-cp2k"))
+    assert missing.status == "failed" and "no-such-cp2k" in missing.reason
+    assert run(trajectory[0], XTB.read_text(), Cp2kCommand()).status == "ok"  # recovers afterwards
+
+
+def test_label_caches_every_result_and_reuses_it(tmp_path, trajectory):
+    frames = Frames.from_atoms(trajectory, iteration=1)
+    frames.frame["identifier"][:] = ["a", "b", "c"]
+    template = check_template(XTB)
+    first, log = label(frames, template, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    assert list(first.frame["status"]) == ["ok"] * 3
+    assert "0 single points from the cache, 3 to compute" in log
+    assert len(LabelCache(tmp_path / "cache")) == 3
+    again, log = label(frames, template, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    assert "3 single points from the cache, 0 to compute" in log
+    assert again.atom["forces"].tobytes() == first.atom["forces"].tobytes()
+    # another template is another result: nothing is reused
+    other = template.replace("EPS_SCF 1.0E-6\n      MAX_SCF 50", "EPS_SCF 1.0E-7\n      MAX_SCF 50")
+    _, log = label(frames, other, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    assert "0 single points from the cache, 3 to compute" in log
+
+
+def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
+    """SIGKILL to the whole Snakemake process group mid-labeling, then unlock and rerun."""
+    n_frames = 10
+    config = tiny_config(bootstrap={"n_rattled": n_frames, "sigma": 0.05, "strain": 0.02})
+    config["system"]["structures"] = [str(WATER_32)]
+    write_config(tmp_path, config)
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path)]
+    command += ["--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    target = "results/iter_0/labeled.h5"
+    cache = tmp_path / "results/iter_0/label_cache"
+    process = subprocess.Popen(
+        [*command, target], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cache.glob("*.npz"))) < 2:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = len(list(cache.glob("*.npz")))
+    assert 2 <= done_at_kill < n_frames, "the kill must land mid-labeling"
+    assert not (tmp_path / target).exists()
+
+    subprocess.run([*command, "--unlock"], env=env, check=True, capture_output=True)
+    rerun = subprocess.run([*command, "--rerun-incomplete", target], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    log = (tmp_path / "logs/label/iter_0.log").read_text()
+    assert f"{done_at_kill} single points from the cache, {n_frames - done_at_kill} to compute" in log
+    labeled = read_h5(tmp_path / target)
+    assert list(labeled.frame["status"]) == ["ok"] * n_frames
+    assert len(list(cache.glob("*.npz"))) == n_frames
+
+
+def test_rattled_frames_label_with_the_frame_identifiers(tmp_path):
+    atoms = read(WATER_32)
+    frames = rattled_frames([atoms], 2, 0.05, 0.0, seed=3)
+    labeled, _ = label(frames, check_template(XTB), Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    assert sorted(p.name.split("-")[2] for p in (tmp_path / "cache").glob("*.npz")) == ["b0", "b1"]
+    assert np.isfinite(labeled.frame["energy"]).all()
