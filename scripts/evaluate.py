@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from psiflow.data import read_h5
 from psiflow.dataset import split
-from psiflow.evaluation import METRIC_COLUMNS, errors
+from psiflow.evaluation import METRIC_COLUMNS, binding_energy_per_atom, errors
 from psiflow.models import Committee
 from psiflow.rules import rule_log
 
@@ -29,6 +29,12 @@ with rule_log(snakemake.log[0]) as log:
         previous = Committee.from_files(snakemake.input.previous_models)
         rows.append({"iteration": i, "model_iteration": i - 1, "subset": "new", **errors(fresh, previous)})
     # an empty subset (no validation frame yet) has no errors to report
+    isolated = (
+        dict(pd.read_csv(snakemake.input.isolated[0]).set_index("element").energy) if snakemake.input.isolated else None
+    )
+    subsets = {"train": train, "valid": valid, "new": fresh}
+    for row in rows:
+        row["binding_energy_per_atom"] = binding_energy_per_atom(subsets[row["subset"]], isolated)
     table = pd.DataFrame([r for r in rows if r["frames"]], columns=METRIC_COLUMNS)
     table.to_csv(snakemake.output.metrics, index=False)
     log.info("\n%s", table.to_string())

@@ -1,5 +1,7 @@
 """Rule train: one committee member with nequip-train."""
 
+import pandas as pd
+
 from psiflow.models import train_on_dataset
 from psiflow.rules import rule_log
 
@@ -15,5 +17,10 @@ with rule_log(snakemake.log[0]) as log:
         accelerator=snakemake.params.accelerator,
         threads=snakemake.threads,
         log_path=snakemake.log[0],
+        energy_shifts=(
+            dict(pd.read_csv(snakemake.input.isolated[0]).set_index("element").energy)
+            if snakemake.input.isolated
+            else None
+        ),
     )
     log.info("trained on %d frames, validated on %d", n_train, n_valid)

@@ -161,3 +161,18 @@ def test_rattled_frames_label_with_the_frame_identifiers(tmp_path):
     labeled, _ = label(frames, check_template(XTB), Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "cache").glob("*.npz")) == ["b0", "b1"]
     assert np.isfinite(labeled.frame["energy"]).all()
+
+
+def test_ground_state_multiplicities_follow_hund():
+    from psiflow.cp2k import ground_state_multiplicity
+
+    assert [ground_state_multiplicity(z) for z in (1, 2, 6, 7, 8, 10, 14, 26)] == [2, 1, 3, 4, 3, 1, 3, 5]
+
+
+def test_isolated_atom_template_is_unrestricted_with_its_spin():
+    from psiflow.cp2k import isolated_atom_template
+
+    text = isolated_atom_template(XTB.read_text(), 8)
+    assert "MULTIPLICITY 3" in text and "UKS T" in text and "MULTIPLICITY 1" not in text
+    result = single_point(read(REPO / "resources/structures/water_8.xyz")[:1], text, Cp2kCommand())
+    assert result.status == "ok"

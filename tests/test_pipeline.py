@@ -30,6 +30,8 @@ def test_every_iteration_produced_its_files(run):
         for m in range(2):
             assert (run / f"results/iter_{i}/models/member_{m}/model.nequip.zip").stat().st_size > 0
     assert (run / "results/summary/learning_curve.png").stat().st_size > 0
+    isolated = pd.read_csv(run / "results/isolated_atoms.csv").set_index("element").energy
+    assert set(isolated.index) == {"H", "O"}
     assert len(list((run / "results/summary/final_model").glob("*.nequip.zip"))) == 2
 
 
@@ -76,6 +78,8 @@ def test_metrics_are_finite_for_every_iteration(run):
         rows = table[table.iteration == i]
         assert "train" in set(rows.subset)
         assert np.isfinite(rows[["energy_rmse_per_atom", "force_rmse", "force_mae"]].to_numpy()).all()
+        # isolated atoms are on in the tiny config: water binds, by a few eV per atom in GFN1-xTB
+        assert (rows.binding_energy_per_atom < -1).all() and (rows.binding_energy_per_atom > -10).all()
         if i > 0:  # the previous committee on this iteration's fresh labels
             new = rows[rows.subset == "new"]
             assert len(new) == 1 and new.model_iteration.item() == i - 1

@@ -16,13 +16,14 @@ METRIC_COLUMNS = [
     "force_rmse",
     "force_mae",
     "deviation_mean",
+    "binding_energy_per_atom",
 ]
 
 
 def errors(frames: Frames, committee) -> dict:
     """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee mean."""
     if len(frames) == 0:
-        return {"frames": 0, **{k: np.nan for k in METRIC_COLUMNS[4:]}}
+        return {"frames": 0, **{k: np.nan for k in METRIC_COLUMNS[4:9]}}
     energy_errors, force_errors, deviations = [], [], []
     for k in range(len(frames)):
         atoms = frames.to_atoms(k)
@@ -40,3 +41,14 @@ def errors(frames: Frames, committee) -> dict:
         "force_mae": float(np.mean(np.abs(force_errors))),
         "deviation_mean": float(np.mean(deviations)),
     }
+
+
+def binding_energy_per_atom(frames: Frames, atom_energies: dict | None) -> float:
+    """Mean reference energy per atom relative to the isolated atoms (eV/atom)."""
+    if not atom_energies or len(frames) == 0:
+        return np.nan
+    from ase.data import chemical_symbols
+
+    reference = np.array([atom_energies[chemical_symbols[z]] for z in frames.atom["numbers"]])
+    per_frame = np.add.reduceat(reference, frames.offsets[:-1])
+    return float(np.mean((frames.frame["energy"] - per_frame) / np.diff(frames.offsets)))

@@ -23,8 +23,21 @@ def training_config(
     model: dict,
     seed: int,
     accelerator: str = "cpu",
+    energy_shifts: dict | None = None,
 ) -> dict:
-    """A `nequip-train` config (Hydra) for one committee member."""
+    """A `nequip-train` config (Hydra) for one committee member.
+
+    `energy_shifts` (eV per element, e.g. isolated-atom energies) replace the
+    dataset's mean energy per atom as the per-type energy shifts, so that the
+    network learns atomization-like energies.
+    """
+    if energy_shifts is not None:
+        missing = set(chemical_symbols) - set(energy_shifts)
+        if missing:
+            raise ValueError(f"no isolated-atom energy for {sorted(missing)}")
+        shifts = {symbol: float(energy_shifts[symbol]) for symbol in chemical_symbols}
+    else:
+        shifts = "${training_data_stats:per_atom_energy_mean}"
     return {
         "run": ["train"],
         "cutoff_radius": model["r_max"],
@@ -107,7 +120,7 @@ def training_config(
                 "radial_mlp_width": 2 * model["num_features"],
                 "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
                 "per_type_energy_scales": "${training_data_stats:per_type_forces_rms}",
-                "per_type_energy_shifts": "${training_data_stats:per_atom_energy_mean}",
+                "per_type_energy_shifts": shifts,
                 "per_type_energy_scales_trainable": False,
                 "per_type_energy_shifts_trainable": False,
             },
@@ -213,7 +226,17 @@ class Committee(Calculator):
         }
 
 
-def train_on_dataset(dataset_path, workdir, output, model: dict, seed: int, accelerator: str, threads: int, log_path):
+def train_on_dataset(
+    dataset_path,
+    workdir,
+    output,
+    model: dict,
+    seed: int,
+    accelerator: str,
+    threads: int,
+    log_path,
+    energy_shifts: dict | None = None,
+):
     """Train one member on the train split of a dataset, validating on its valid split."""
     from ase.data import chemical_symbols
     from psiflow.data import read_h5, write_extxyz
@@ -229,7 +252,7 @@ def train_on_dataset(dataset_path, workdir, output, model: dict, seed: int, acce
     write_extxyz(train, data_dir / "train.xyz")
     write_extxyz(valid, data_dir / "valid.xyz")
     config = training_config(
-        str(data_dir / "train.xyz"), str(data_dir / "valid.xyz"), symbols, model, seed, accelerator
+        str(data_dir / "train.xyz"), str(data_dir / "valid.xyz"), symbols, model, seed, accelerator, energy_shifts
     )
     train_member(config, workdir, output, threads, log_path)
     return len(train), len(valid)

@@ -40,7 +40,13 @@ def evaluate_input(wildcards):
         "dataset": f"results/iter_{i}/dataset.h5",
         "labeled": f"results/iter_{i}/labeled.h5",
         "models": committee(i),
+        "isolated": isolated_atoms(wildcards),
     }
     if i > 0:
         inputs["previous_models"] = committee(i - 1)
     return inputs
+
+
+def isolated_atoms(wildcards):
+    """The isolated-atom energies, when the config asks for them."""
+    return ["results/isolated_atoms.csv"] if config["reference"]["isolated_atoms"] else []

@@ -23,3 +23,25 @@ rule label:
         "Label iteration {wildcards.i}: CP2K single points of the selected frames"
     script:
         "../../scripts/label.py"
+
+
+rule isolated_atoms:
+    input:
+        template=config["reference"]["input"],
+        structures=config["system"]["structures"],
+    output:
+        energies="results/isolated_atoms.csv",
+    log:
+        "logs/isolated_atoms/isolated_atoms.log",
+    benchmark:
+        "benchmarks/isolated_atoms/isolated_atoms.tsv"
+    params:
+        reference=config["reference"],
+        system=config["system"],
+    threads: config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"]
+    conda:
+        "../../envs/cp2k.yaml"
+    message:
+        "Isolated atoms: one CP2K single point per element"
+    script:
+        "../../scripts/isolated_atoms.py"

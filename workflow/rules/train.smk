@@ -25,6 +25,7 @@ rule dataset:
 rule train:
     input:
         dataset="results/iter_{i}/dataset.h5",
+        isolated=isolated_atoms,
     output:
         model="results/iter_{i}/models/member_{m}/model.nequip.zip",
     log:
