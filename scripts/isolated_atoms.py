@@ -3,7 +3,6 @@
 import pandas as pd
 from ase import Atoms
 from ase.data import chemical_symbols
-
 from psiflow.config import check_structures
 from psiflow.cp2k import check_template, isolated_atom_template, single_point
 from psiflow.labeling import command_from_config

@@ -1,7 +1,6 @@
 """Rule train: one committee member with nequip-train."""
 
 import pandas as pd
-
 from psiflow.models import train_on_dataset
 from psiflow.rules import rule_log
 

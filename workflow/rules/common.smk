@@ -49,4 +49,6 @@ def evaluate_input(wildcards):
 
 def isolated_atoms(wildcards):
     """The isolated-atom energies, when the config asks for them."""
-    return ["results/isolated_atoms.csv"] if config["reference"]["isolated_atoms"] else []
+    return (
+        ["results/isolated_atoms.csv"] if config["reference"]["isolated_atoms"] else []
+    )

@@ -35,12 +35,12 @@ rule isolated_atoms:
         "logs/isolated_atoms/isolated_atoms.log",
     benchmark:
         "benchmarks/isolated_atoms/isolated_atoms.tsv"
+    conda:
+        "../../envs/cp2k.yaml"
+    threads: config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"]
     params:
         reference=config["reference"],
         system=config["system"],
-    threads: config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"]
-    conda:
-        "../../envs/cp2k.yaml"
     message:
         "Isolated atoms: one CP2K single point per element"
     script:
