@@ -9,6 +9,7 @@ from psiflow.rules import rule_log
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -21,6 +22,7 @@ with rule_log(snakemake.log[0]) as log:
         if len(part):
             axis.plot(part.iteration, part.force_rmse, marker="o", label=label)
     axis.set_xlabel("iteration")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("force RMSE (eV/Å)")
     axis.legend()
     figure.tight_layout()
