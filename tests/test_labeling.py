@@ -176,3 +176,26 @@ def test_isolated_atom_template_is_unrestricted_with_its_spin():
     assert "MULTIPLICITY 3" in text and "UKS T" in text and "MULTIPLICITY 1" not in text
     result = single_point(read(REPO / "resources/structures/water_8.xyz")[:1], text, Cp2kCommand())
     assert result.status == "ok"
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "fresh"])
+def test_mpi_ranks_give_the_same_forces(trajectory, persistent):
+    run = persistent_single_point if persistent else single_point
+    template = check_template(XTB)
+    serial = single_point(trajectory[1], template, Cp2kCommand())
+    parallel = run(trajectory[1], template, Cp2kCommand(mpi_ranks=2))
+    assert parallel.status == "ok", parallel.reason
+    assert np.abs(parallel.forces - serial.forces).max() < 1e-3
+
+
+def test_label_step_fails_only_beyond_the_allowed_fraction():
+    from psiflow.labeling import check_failures
+
+    frames = Frames.from_atoms([read(REPO / "resources/structures/water_8.xyz")] * 5)
+    frames.frame["status"][:] = ["ok", "ok", "ok", "ok", "failed"]
+    frames.frame["reason"][4] = "SCF not converged"
+    check_failures(frames, 0.2, "labeled.h5")  # 1 of 5 is allowed
+    frames.frame["status"][3] = "failed"
+    frames.frame["reason"][3] = "SCF not converged"
+    with pytest.raises(RuntimeError, match=r"labeled.h5: 2 of 5 single points failed.*2x SCF not converged"):
+        check_failures(frames, 0.2, "labeled.h5")
