@@ -35,6 +35,8 @@ with rule_log(snakemake.log[0]) as log:
     subsets = {"train": train, "valid": valid, "new": fresh}
     for row in rows:
         row["binding_energy_per_atom"] = binding_energy_per_atom(subsets[row["subset"]], isolated)
-    table = pd.DataFrame([r for r in rows if r["frames"]], columns=METRIC_COLUMNS)
+    rows = [r for r in rows if r["frames"]]
+    extra = sorted({key for row in rows for key in row} - set(METRIC_COLUMNS))  # per-element errors
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS + extra)
     table.to_csv(snakemake.output.metrics, index=False)
     log.info("\n%s", table.to_string())

@@ -13,6 +13,34 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
+README = """# The final committee
+
+`member_{{m}}.nequip.zip` are self-contained NequIP packages (eager PyTorch, any
+device); `member_{{m}}.nequip.pt2`, where present, are the same models compiled
+with AOTInductor for the device they were compiled on ({members} members).
+
+```python
+from nequip.integrations.ase import NequIPCalculator
+
+atoms.calc = NequIPCalculator.from_compiled_model("member_0.nequip.pt2", device="cpu")
+# or, without compilation:
+atoms.calc = NequIPCalculator._from_saved_model("member_0.nequip.zip", device="cpu")
+```
+
+For the committee mean and its force deviation, as psiflow samples with it:
+
+```python
+import sys; sys.path.append("<psiflow>/scripts")
+from psiflow.models import Committee
+
+atoms.calc = Committee.from_files(["member_0.nequip.zip", "member_1.nequip.zip"])
+atoms.get_forces(); atoms.calc.results["deviation"]  # eV/Å
+```
+
+For LAMMPS, compile a package with `nequip-compile --mode aotinductor --target pair_nequip`
+(see the NequIP documentation).
+"""
+
 with rule_log(snakemake.log[0]) as log:
     table = pd.concat([pd.read_csv(p) for p in snakemake.input.metrics], ignore_index=True)
     table.to_csv(snakemake.output.metrics, index=False)
@@ -27,8 +55,7 @@ with rule_log(snakemake.log[0]) as log:
     axis.legend()
     figure.tight_layout()
     figure.savefig(snakemake.output.curve, dpi=120)
-    final = Path(snakemake.output.models)
-    final.mkdir(parents=True, exist_ok=True)
-    for m, model in enumerate(snakemake.input.models):
-        shutil.copy(model, final / f"member_{m}.nequip.zip")
+    for package, copy in zip(snakemake.input.models, snakemake.output.models, strict=True):
+        shutil.copy(package, copy)
+    Path(snakemake.output.readme).write_text(README.format(members=len(snakemake.output.models)))
     log.info("\n%s", table.to_string())

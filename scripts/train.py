@@ -16,6 +16,12 @@ with rule_log(snakemake.log[0]) as log:
         accelerator=snakemake.params.accelerator,
         threads=snakemake.threads,
         log_path=snakemake.log[0],
+        warm_start_from=snakemake.input.warm_start[0] if snakemake.input.warm_start else None,
+        resample_seed=(
+            [snakemake.params.seed, int(snakemake.wildcards.i), int(snakemake.wildcards.m)]
+            if snakemake.params.model["bootstrap_resample"]
+            else None
+        ),
         energy_shifts=(
             dict(pd.read_csv(snakemake.input.isolated[0]).set_index("element").energy)
             if snakemake.input.isolated

@@ -46,3 +46,15 @@ def water_8():
     from ase.io import read
 
     return read(WATER_8)
+
+
+PIPELINE_ITERATIONS = 2
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """The tiny pipeline, run once for all tests that inspect its results."""
+    workdir = tmp_path_factory.mktemp("pipeline")
+    write_config(workdir, tiny_config(iterations=PIPELINE_ITERATIONS))
+    snakemake(workdir, "--cores", "2")
+    return workdir

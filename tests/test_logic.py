@@ -6,7 +6,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from psiflow.data import Frames
 from psiflow.dataset import extend, is_validation, split
-from psiflow.models import force_deviation
+from psiflow.models import uncertainty
 from psiflow.sampling import initial_walkers, rattled_frames, select, walker_settings
 
 
@@ -75,12 +75,14 @@ def test_initial_walkers_start_at_their_structure():
     assert np.array_equal(walkers.atom["positions"][walkers.atoms_of(2)], atoms.positions)
 
 
-def test_force_deviation_is_largest_per_atom_spread():
+def test_uncertainty_is_largest_per_atom_force_spread_and_energy_std():
     atoms = bulk("Cu", cubic=True)
     atoms.rattle(0.1, seed=1)
     atoms.calc = EMT()
     forces = atoms.get_forces()
-    assert force_deviation(np.stack([forces, forces])) == 0.0
+    assert uncertainty(np.array([1.0, 1.0]), np.stack([forces, forces])) == (0.0, 0.0)
     shifted = forces.copy()
     shifted[2] += [0.3, 0.0, 0.4]  # one atom off by 0.5 eV/Å in one member
-    assert force_deviation(np.stack([forces, shifted])) == pytest.approx(0.25)
+    deviation, energy_deviation = uncertainty(np.array([1.0, 1.2]), np.stack([forces, shifted]))
+    assert deviation == pytest.approx(0.25)
+    assert energy_deviation == pytest.approx(0.1)

@@ -7,20 +7,17 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import XTB, snakemake, tiny_config, write_config
+from conftest import PIPELINE_ITERATIONS, XTB, snakemake
 from psiflow.cp2k import check_template, parse_output, write_input
 from psiflow.data import read_h5
 
 pytestmark = pytest.mark.pipeline
-ITERATIONS = 2
+ITERATIONS = PIPELINE_ITERATIONS
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("pipeline")
-    write_config(workdir, tiny_config(iterations=ITERATIONS))
-    snakemake(workdir, "--cores", "2")
-    return workdir
+@pytest.fixture
+def run(pipeline_run):
+    return pipeline_run
 
 
 def test_every_iteration_produced_its_files(run):
@@ -32,7 +29,9 @@ def test_every_iteration_produced_its_files(run):
     assert (run / "results/summary/learning_curve.png").stat().st_size > 0
     isolated = pd.read_csv(run / "results/isolated_atoms.csv").set_index("element").energy
     assert set(isolated.index) == {"H", "O"}
-    assert len(list((run / "results/summary/final_model").glob("*.nequip.zip"))) == 2
+    assert len(list((run / "results/summary/model").glob("*.nequip.zip"))) == 2
+    assert len(list((run / "results/summary/model").glob("*.nequip.pt2"))) == 2
+    assert "NequIPCalculator" in (run / "results/summary/model/README.md").read_text()
 
 
 def test_labels_equal_a_direct_cp2k_run(run, tmp_path):

@@ -36,10 +36,23 @@ FRAME_COLUMNS = {
     "walker": (np.int64, ()),
     "step": (np.int64, ()),
     "deviation": (np.float64, ()),
+    "energy_deviation": (np.float64, ()),
     "temperature": (np.float64, ()),
     "status": (str, ()),
     "reason": (str, ()),
 }
+# per-frame columns carried as extxyz info (besides energy, stress, cell and pbc)
+EXTXYZ_INFO = (
+    "identifier",
+    "iteration",
+    "walker",
+    "step",
+    "deviation",
+    "energy_deviation",
+    "temperature",
+    "status",
+    "reason",
+)
 STRING_COLUMNS = {k for k, (dtype, _) in FRAME_COLUMNS.items() if dtype is str}
 
 
@@ -165,7 +178,7 @@ class Frames:
             results["stress"] = self.frame["stress"][k].copy()
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
-        for name in ("identifier", "iteration", "walker", "step", "deviation", "temperature", "status", "reason"):
+        for name in EXTXYZ_INFO:
             atoms.info[name] = self.frame[name][k].item() if name not in STRING_COLUMNS else self.frame[name][k]
         return atoms
 
@@ -240,8 +253,6 @@ def read_h5(path) -> Frames:
 # -- extxyz -------------------------------------------------------------------
 # ASE's extxyz writer rounds positions to 8 decimals; we write repr() floats so
 # that a round trip is bit-identical, and read back with ASE's parser.
-
-EXTXYZ_INFO = ("identifier", "iteration", "walker", "step", "deviation", "temperature", "status", "reason")
 
 
 def _fmt(x) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from ase.data import chemical_symbols
 from psiflow.data import Frames
-from psiflow.models import force_deviation
+from psiflow.models import uncertainty
 
 METRIC_COLUMNS = [
     "iteration",
@@ -16,39 +17,47 @@ METRIC_COLUMNS = [
     "force_rmse",
     "force_mae",
     "deviation_mean",
+    "energy_deviation_mean",
     "binding_energy_per_atom",
 ]
 
 
 def errors(frames: Frames, committee) -> dict:
-    """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee mean."""
+    """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee
+    mean, overall and per element (`force_rmse_O`, ...), and its mean disagreement."""
     if len(frames) == 0:
-        return {"frames": 0, **{k: np.nan for k in METRIC_COLUMNS[4:9]}}
-    energy_errors, force_errors, deviations = [], [], []
+        return {"frames": 0}
+    energy_errors, force_errors, deviations, energy_deviations = [], [], [], []
     for k in range(len(frames)):
         atoms = frames.to_atoms(k)
         energies, forces = committee.predict(atoms)
         energy_errors.append((energies.mean() - frames.frame["energy"][k]) / len(atoms))
-        force_errors.append((forces.mean(axis=0) - frames.atom["forces"][frames.atoms_of(k)]).reshape(-1))
-        deviations.append(force_deviation(forces))
+        force_errors.append(forces.mean(axis=0) - frames.atom["forces"][frames.atoms_of(k)])
+        deviation, energy_deviation = uncertainty(energies, forces)
+        deviations.append(deviation)
+        energy_deviations.append(energy_deviation)
     energy_errors = np.array(energy_errors)
     force_errors = np.concatenate(force_errors)
-    return {
+    result = {
         "frames": len(frames),
         "energy_rmse_per_atom": float(np.sqrt(np.mean(energy_errors**2))),
         "energy_mae_per_atom": float(np.mean(np.abs(energy_errors))),
         "force_rmse": float(np.sqrt(np.mean(force_errors**2))),
         "force_mae": float(np.mean(np.abs(force_errors))),
         "deviation_mean": float(np.mean(deviations)),
+        "energy_deviation_mean": float(np.mean(energy_deviations)),
     }
+    for number in np.unique(frames.atom["numbers"]):
+        element = force_errors[frames.atom["numbers"] == number]
+        result[f"force_rmse_{chemical_symbols[number]}"] = float(np.sqrt(np.mean(element**2)))
+        result[f"force_mae_{chemical_symbols[number]}"] = float(np.mean(np.abs(element)))
+    return result
 
 
 def binding_energy_per_atom(frames: Frames, atom_energies: dict | None) -> float:
     """Mean reference energy per atom relative to the isolated atoms (eV/atom)."""
     if not atom_energies or len(frames) == 0:
         return np.nan
-    from ase.data import chemical_symbols
-
     reference = np.array([atom_energies[chemical_symbols[z]] for z in frames.atom["numbers"]])
     per_frame = np.add.reduceat(reference, frames.offsets[:-1])
     return float(np.mean((frames.frame["energy"] - per_frame) / np.diff(frames.offsets)))

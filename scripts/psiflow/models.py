@@ -24,12 +24,15 @@ def training_config(
     seed: int,
     accelerator: str = "cpu",
     energy_shifts: dict | None = None,
+    warm_start_from: str | None = None,
 ) -> dict:
     """A `nequip-train` config (Hydra) for one committee member.
 
     `energy_shifts` (eV per element, e.g. isolated-atom energies) replace the
     dataset's mean energy per atom as the per-type energy shifts, so that the
-    network learns atomization-like energies.
+    network learns atomization-like energies. `warm_start_from` is a packaged
+    model (absolute path) whose weights training starts from. `model["nequip"]`
+    is merged into the result key by key, for any other nequip option.
     """
     if energy_shifts is not None:
         missing = set(chemical_symbols) - set(energy_shifts)
@@ -38,7 +41,7 @@ def training_config(
         shifts = {symbol: float(energy_shifts[symbol]) for symbol in chemical_symbols}
     else:
         shifts = "${training_data_stats:per_atom_energy_mean}"
-    return {
+    config = {
         "run": ["train"],
         "cutoff_radius": model["r_max"],
         "chemical_symbols": chemical_symbols,
@@ -87,7 +90,13 @@ def training_config(
                     "dirpath": "${hydra:runtime.output_dir}",
                     "filename": "best",
                     "save_last": True,
-                }
+                },
+                {
+                    "_target_": "lightning.pytorch.callbacks.EarlyStopping",
+                    "monitor": MONITORED_METRIC,
+                    "min_delta": 1e-4,
+                    "patience": model["patience"],
+                },
             ],
         },
         "training_module": {
@@ -104,6 +113,17 @@ def training_config(
             },
             "train_metrics": "${training_module.val_metrics}",
             "optimizer": {"_target_": "torch.optim.Adam", "lr": model["learning_rate"]},
+            "lr_scheduler": {
+                "scheduler": {
+                    "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+                    "factor": model["lr_factor"],
+                    "patience": model["lr_patience"],
+                    "min_lr": 1e-6,
+                },
+                "monitor": MONITORED_METRIC,
+                "interval": "epoch",
+                "frequency": 1,
+            },
             "model": {
                 "_target_": "nequip.model.NequIPGNNModel",
                 "seed": seed,
@@ -127,6 +147,23 @@ def training_config(
         },
         "global_options": {"allow_tf32": False},
     }
+    if warm_start_from is not None:
+        config["training_module"]["model"] = {
+            "_target_": "nequip.model.ModelFromPackage",
+            "package_path": str(Path(warm_start_from).resolve()),
+        }
+    return merge(config, model.get("nequip", {}))
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in recursively (overrides win)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _executable(name: str) -> str:
@@ -173,36 +210,110 @@ def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     os.replace(tmp, output)
 
 
-def load_calculator(path, device: str = "cpu"):
+def train_on_dataset(
+    dataset_path,
+    workdir,
+    output,
+    model: dict,
+    seed: int,
+    accelerator: str,
+    threads: int,
+    log_path,
+    energy_shifts: dict | None = None,
+    warm_start_from: str | None = None,
+    resample_seed=None,
+):
+    """Train one member on the train split of a dataset, validating on its valid split.
+
+    With `resample_seed`, the member sees a resample with replacement of the
+    training frames (a bootstrap committee).
+    """
+    from ase.data import chemical_symbols
+    from psiflow.data import read_h5, write_extxyz
+    from psiflow.dataset import split
+
+    workdir = Path(workdir).resolve()
+    dataset = read_h5(dataset_path)
+    train, valid = split(dataset, model["valid_fraction"])
+    if len(valid) == 0:  # tiny datasets: validate on the training frames rather than on nothing
+        valid = train
+    if resample_seed is not None:
+        rng = np.random.default_rng(resample_seed)
+        train = train.take(rng.integers(0, len(train), len(train)))
+    symbols = sorted({chemical_symbols[z] for z in dataset.atom["numbers"]})
+    data_dir = workdir.parent / "data"  # beside the training folder, which a rerun wipes
+    write_extxyz(train, data_dir / "train.xyz")
+    write_extxyz(valid, data_dir / "valid.xyz")
+    config = training_config(
+        str(data_dir / "train.xyz"),
+        str(data_dir / "valid.xyz"),
+        symbols,
+        model,
+        seed,
+        accelerator,
+        energy_shifts,
+        warm_start_from,
+    )
+    train_member(config, workdir, output, threads, log_path)
+    return len(train), len(valid)
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_calculator(path, device: str | None = None):
+    """An ASE calculator for a packaged (.nequip.zip) or compiled (.nequip.pt2) model."""
     from nequip.integrations.ase import NequIPCalculator
 
-    # `_from_saved_model` is how nequip loads packaged (.nequip.zip) models
-    # eagerly; compiled models need a per-machine `nequip-compile` step first.
+    device = device or default_device()
+    if str(path).endswith(".pt2"):
+        return NequIPCalculator.from_compiled_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+    # `_from_saved_model` is how nequip loads packaged models eagerly
     return NequIPCalculator._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
 
 
-def force_deviation(forces: np.ndarray) -> float:
-    """Committee disagreement: the largest per-atom force standard deviation (eV/Å).
+def compile_model(package, output, device: str, log_path) -> None:
+    """AOTInductor-compile a packaged model for ASE (`nequip-compile`)."""
+    output = Path(output).resolve()
+    tmp = output.with_name("tmp_" + output.name)
+    with open(log_path, "a") as log:
+        subprocess.run(
+            [_executable("nequip-compile"), str(package), str(tmp)]
+            + ["--mode", "aotinductor", "--device", device, "--target", "ase"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    os.replace(tmp, output)
 
-    `forces` has shape (members, atoms, 3); the per-atom value is the root of
-    the mean squared distance of the members' forces to their mean.
+
+def uncertainty(energies: np.ndarray, forces: np.ndarray) -> tuple[float, float]:
+    """Committee disagreement of one frame, shared by sampling and evaluation.
+
+    Returns (force deviation in eV/Å, energy deviation in eV): the largest,
+    over atoms, root mean squared distance of the members' force vectors to
+    their mean, and the standard deviation of the members' energies.
+    `energies` has shape (members,), `forces` (members, atoms, 3).
     """
     spread = forces - forces.mean(axis=0)
     per_atom = np.sqrt((spread**2).sum(axis=-1).mean(axis=0))
-    return float(per_atom.max()) if per_atom.size else 0.0
+    return (float(per_atom.max()) if per_atom.size else 0.0), float(np.std(energies))
 
 
 class Committee(Calculator):
-    """Mean energy and forces of several models, plus their force deviation."""
+    """Mean energy and forces of several models, plus their disagreement."""
 
-    implemented_properties = ["energy", "forces", "free_energy", "deviation"]
+    implemented_properties = ["energy", "forces", "free_energy", "deviation", "energy_deviation"]
 
     def __init__(self, calculators, **kwargs):
         super().__init__(**kwargs)
         self.calculators = list(calculators)
 
     @classmethod
-    def from_files(cls, paths, device: str = "cpu") -> Committee:
+    def from_files(cls, paths, device: str | None = None) -> Committee:
         return cls([load_calculator(p, device) for p in paths])
 
     def predict(self, atoms) -> tuple[np.ndarray, np.ndarray]:
@@ -218,41 +329,11 @@ class Committee(Calculator):
         super().calculate(atoms, properties, system_changes)
         energies, forces = self.predict(self.atoms)
         energy = float(energies.mean())
+        deviation, energy_deviation = uncertainty(energies, forces)
         self.results = {
             "energy": energy,
             "free_energy": energy,
             "forces": forces.mean(axis=0),
-            "deviation": force_deviation(forces),
+            "deviation": deviation,
+            "energy_deviation": energy_deviation,
         }
-
-
-def train_on_dataset(
-    dataset_path,
-    workdir,
-    output,
-    model: dict,
-    seed: int,
-    accelerator: str,
-    threads: int,
-    log_path,
-    energy_shifts: dict | None = None,
-):
-    """Train one member on the train split of a dataset, validating on its valid split."""
-    from ase.data import chemical_symbols
-    from psiflow.data import read_h5, write_extxyz
-    from psiflow.dataset import split
-
-    workdir = Path(workdir).resolve()
-    dataset = read_h5(dataset_path)
-    train, valid = split(dataset, model["valid_fraction"])
-    if len(valid) == 0:  # tiny datasets: validate on the training frames rather than on nothing
-        valid = train
-    symbols = sorted({chemical_symbols[z] for z in dataset.atom["numbers"]})
-    data_dir = workdir.parent / "data"
-    write_extxyz(train, data_dir / "train.xyz")
-    write_extxyz(valid, data_dir / "valid.xyz")
-    config = training_config(
-        str(data_dir / "train.xyz"), str(data_dir / "valid.xyz"), symbols, model, seed, accelerator, energy_shifts
-    )
-    train_member(config, workdir, output, threads, log_path)
-    return len(train), len(valid)

@@ -90,7 +90,7 @@ def run_walker(
         friction=settings["friction"] / units.fs,
         rng=rng,
     )
-    saved, energies, deviations, temperatures, steps = [], [], [], [], []
+    saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
     status, reason = "ok", ""
     done = 0
     while done < settings["steps"]:
@@ -99,14 +99,16 @@ def run_walker(
             dynamics.run(chunk)
             energy = atoms.get_potential_energy()
             deviation = atoms.calc.results["deviation"]
+            energy_deviation = atoms.calc.results["energy_deviation"]
             finite = np.isfinite(energy) and np.all(np.isfinite(atoms.get_forces()))
         except Exception as error:  # a model or integrator blow-up is a walker failure, not a crash
-            energy, deviation, finite = np.nan, np.nan, False
+            energy, deviation, energy_deviation, finite = np.nan, np.nan, np.nan, False
             reason = f"MD step failed: {error}"
         done += chunk
         saved.append(atoms.copy())
         energies.append(energy)
         deviations.append(deviation)
+        energy_deviations.append(energy_deviation)
         temperatures.append(atoms.get_temperature() if finite else np.nan)
         steps.append(step + done)
         if not finite:
@@ -118,6 +120,7 @@ def run_walker(
     frames = Frames.from_atoms(saved, iteration=iteration, walker=walker, status="ok")
     frames.frame["energy"][:] = energies
     frames.frame["deviation"][:] = deviations
+    frames.frame["energy_deviation"][:] = energy_deviations
     frames.frame["temperature"][:] = temperatures
     frames.frame["step"][:] = steps
     frames.frame["identifier"][:] = [f"i{iteration}-w{walker}-s{s}" for s in steps]

@@ -1,6 +1,8 @@
 # Helpers shared by the rules: paths per iteration and the previous iteration.
 
 LAST = config["iterations"]
+# AOTInductor compiles C++; without a compiler the packaged (eager) models are the product
+COMPILE = config["model"]["compile"] and shutil.which("c++") is not None
 
 
 wildcard_constraints:
@@ -52,3 +54,20 @@ def isolated_atoms(wildcards):
     return (
         ["results/isolated_atoms.csv"] if config["reference"]["isolated_atoms"] else []
     )
+
+
+def warm_start_model(wildcards):
+    """Member m of iteration i-1, which member m of iteration i starts from."""
+    i = int(wildcards.i)
+    if config["model"]["warm_start"] and i > 0:
+        return [f"results/iter_{i - 1}/models/member_{wildcards.m}/model.nequip.zip"]
+    return []
+
+
+def final_model_files():
+    """The final committee as shipped in results/summary/model/."""
+    members = range(config["model"]["committee"])
+    files = [f"results/summary/model/member_{m}.nequip.zip" for m in members]
+    if COMPILE:
+        files += [f"results/summary/model/member_{m}.nequip.pt2" for m in members]
+    return files

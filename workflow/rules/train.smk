@@ -26,6 +26,7 @@ rule train:
     input:
         dataset="results/iter_{i}/dataset.h5",
         isolated=isolated_atoms,
+        warm_start=warm_start_model,
     output:
         model="results/iter_{i}/models/member_{m}/model.nequip.zip",
     log:

@@ -1,0 +1,103 @@
+"""NequIP committees with real nequip-train: reloaded metrics, compiled models,
+warm starts, and an uncertainty that ranks configurations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PIPELINE_ITERATIONS, tiny_config
+from psiflow.config import validate
+from psiflow.data import read_extxyz, read_h5
+from psiflow.evaluation import errors
+from psiflow.models import MONITORED_METRIC, Committee, merge, train_on_dataset, training_config
+
+pytestmark = pytest.mark.pipeline
+
+
+def lightning_metrics(member_dir):
+    table = pd.read_csv(member_dir / "training/metrics/version_0/metrics.csv")
+    return table[table[MONITORED_METRIC].notna()].reset_index(drop=True)
+
+
+def test_member_reproduces_its_validation_metrics(pipeline_run):
+    member = pipeline_run / f"results/iter_{PIPELINE_ITERATIONS}/models/member_0"
+    validation = lightning_metrics(member)
+    best = validation.loc[validation[MONITORED_METRIC].idxmin()]
+    frames = read_extxyz(member / "data/valid.xyz")
+    ours = errors(frames, Committee.from_files([member / "model.nequip.zip"]))
+    assert ours["force_mae"] == pytest.approx(best["val0_epoch/forces_mae"], rel=1e-4)
+    assert ours["energy_mae_per_atom"] == pytest.approx(best["val0_epoch/per_atom_energy_mae"], rel=1e-3, abs=1e-6)
+
+
+def test_compiled_model_predicts_as_the_package(pipeline_run):
+    model = pipeline_run / "results/summary/model"
+    frames = read_h5(pipeline_run / f"results/iter_{PIPELINE_ITERATIONS}/dataset.h5")
+    atoms = frames.to_atoms(len(frames) - 1)
+    energies, forces = Committee.from_files([model / "member_1.nequip.zip"]).predict(atoms)
+    compiled_energies, compiled_forces = Committee.from_files([model / "member_1.nequip.pt2"]).predict(atoms)
+    assert np.abs(compiled_forces - forces).max() < 1e-4
+    assert compiled_energies[0] == pytest.approx(energies[0], abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained(pipeline_run, tmp_path_factory):
+    """Two members trained for 15 epochs on the iteration-1 dataset, the second on a bootstrap resample."""
+    workdir = tmp_path_factory.mktemp("members")
+    model = validate(tiny_config(), "tiny.yaml")["model"]
+    model.update(max_epochs=15, patience=50, lr_patience=50)
+    dataset = pipeline_run / "results/iter_1/dataset.h5"
+    for m in range(2):
+        train_on_dataset(
+            dataset, workdir / f"m{m}/training", workdir / f"m{m}/model.nequip.zip", model,
+            seed=100 + m, accelerator="cpu", threads=2, log_path=workdir / "train.log",
+            resample_seed=[1, 2, 3] if m == 1 else None,
+        )  # fmt: skip
+    return workdir, model
+
+
+def test_bootstrap_resample_gives_each_member_its_own_training_set(trained):
+    workdir, _ = trained
+    plain = read_extxyz(workdir / "m0/data/train.xyz").frame["identifier"]
+    resampled = read_extxyz(workdir / "m1/data/train.xyz").frame["identifier"]
+    assert len(plain) == len(resampled)
+    assert len(set(resampled)) < len(resampled)  # drawn with replacement
+    assert set(resampled) <= set(plain)
+
+
+def test_uncertainty_ranks_training_frames_below_rattled_ones(trained, pipeline_run):
+    workdir, _ = trained
+    committee = Committee.from_files([workdir / "m0/model.nequip.zip", workdir / "m1/model.nequip.zip"])
+    known = read_h5(pipeline_run / "results/iter_1/dataset.h5")
+    rattled = known.take(np.arange(len(known)))
+    rng = np.random.default_rng(0)
+    rattled.atom["positions"] += rng.normal(0, 0.25, rattled.atom["positions"].shape)
+    seen = errors(known, committee)["deviation_mean"]
+    unseen = errors(rattled, committee)["deviation_mean"]
+    assert unseen > 1.5 * seen, (seen, unseen)
+
+
+def test_warm_start_begins_with_a_lower_validation_error(trained, pipeline_run, tmp_path):
+    workdir, model = trained
+    model = dict(model, max_epochs=1)
+    dataset = pipeline_run / "results/iter_2/dataset.h5"
+    first_epoch = {}
+    for name, start in (("scratch", None), ("warm", workdir / "m0/model.nequip.zip")):
+        train_on_dataset(
+            dataset, tmp_path / f"{name}/training", tmp_path / f"{name}/model.nequip.zip", model,
+            seed=100, accelerator="cpu", threads=2, log_path=tmp_path / "train.log", warm_start_from=start,
+        )  # fmt: skip
+        first_epoch[name] = lightning_metrics(tmp_path / name)["val0_epoch/forces_mae"][0]
+    assert first_epoch["warm"] < first_epoch["scratch"], first_epoch
+
+
+def test_nequip_options_pass_through_and_warm_start_config():
+    model = validate(tiny_config(), "tiny.yaml")["model"]
+    model["nequip"] = {"trainer": {"max_epochs": 7, "gradient_clip_val": 1.0}, "training_module": {"ema_decay": 0.9}}
+    config = training_config("t.xyz", "v.xyz", ["H", "O"], model, seed=1, warm_start_from="/x/m.nequip.zip")
+    assert config["trainer"]["max_epochs"] == 7 and config["trainer"]["gradient_clip_val"] == 1.0
+    assert config["trainer"]["accelerator"] == "cpu"  # untouched keys stay
+    assert config["training_module"]["ema_decay"] == 0.9
+    assert config["training_module"]["model"] == {
+        "_target_": "nequip.model.ModelFromPackage",
+        "package_path": "/x/m.nequip.zip",
+    }
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
