@@ -1,0 +1,101 @@
+"""Training speed: psiflow's train step against a plain `nequip-train`, and a
+warm start against training from scratch.
+
+Uses the dataset and committee of a finished run (by default the default job,
+`make run`): trains on iteration N's dataset, warm-starting from member 0 of
+iteration N-1.
+
+    .venv/bin/python benchmarks/train_speed.py [--results results] [--iteration 3] [--epochs 30]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO / "scripts"))
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from psiflow.config import load, validate  # noqa: E402
+from psiflow.data import read_h5, write_extxyz  # noqa: E402
+from psiflow.dataset import split  # noqa: E402
+from psiflow.models import MONITORED_METRIC, train_on_dataset, training_config  # noqa: E402
+
+
+def validation_curve(training_dir: Path) -> list[float]:
+    table = pd.read_csv(training_dir / "metrics/version_0/metrics.csv")
+    return table[table[MONITORED_METRIC].notna()]["val0_epoch/forces_mae"].tolist()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(REPO / "results"))
+    parser.add_argument("--iteration", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    results = Path(args.results)
+    dataset = results / f"iter_{args.iteration}/dataset.h5"
+    previous = results / f"iter_{args.iteration - 1}/models/member_0/model.nequip.zip"
+    if not dataset.exists() or not previous.exists():
+        sys.exit(f"{dataset} or {previous} missing: run the pipeline first (make run)")
+    model = validate(load(REPO / "config/config.yaml"), "config/config.yaml")["model"]
+    # a fixed number of epochs for every variant
+    model.update(max_epochs=args.epochs, patience=10**6, nequip={})
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    os.environ.update(OMP_NUM_THREADS=str(args.threads))
+    times = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        # plain nequip-train on the same files and config
+        frames = read_h5(dataset)
+        train, valid = split(frames, model["valid_fraction"])
+        write_extxyz(train, scratch / "train.xyz")
+        write_extxyz(valid, scratch / "valid.xyz")
+        config = training_config(str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42)
+        plain = scratch / "plain"
+        plain.mkdir()
+        (plain / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        start = time.perf_counter()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "nequip-train"), "-cp", str(plain), "-cn", "config",
+             f"hydra.run.dir={plain}"],
+            cwd=plain, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        times["plain nequip-train"] = time.perf_counter() - start
+        scratch_curve = validation_curve(plain)
+        for name, warm in (("psiflow train (from scratch)", None), ("psiflow train (warm start)", previous)):
+            folder = scratch / name.split("(")[1].rstrip(")").replace(" ", "_")
+            start = time.perf_counter()
+            train_on_dataset(
+                dataset, folder / "training", folder / "model.nequip.zip", model, seed=42, accelerator="cpu",
+                threads=args.threads, log_path=scratch / "train.log", warm_start_from=warm,
+            )  # fmt: skip
+            times[name] = time.perf_counter() - start
+            if warm is not None:
+                warm_curve = validation_curve(folder / "training")
+    per_epoch = times["plain nequip-train"] / args.epochs
+    target = scratch_curve[-1]
+    reached = next((k + 1 for k, error in enumerate(warm_curve) if error <= target), None)
+    print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads")
+    print(f"{'variant':34s} {'seconds':>8s} {'vs plain':>9s}")
+    for name, seconds in times.items():
+        print(f"{name:34s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x")
+    print(f"validation force MAE after {args.epochs} epochs from scratch: {target:.4f} eV/Å")
+    print(f"warm start: {warm_curve[0]:.4f} eV/Å after 1 epoch (scratch: {scratch_curve[0]:.4f})")
+    if reached is None:
+        print(f"warm start did not reach it in {args.epochs} epochs (final {warm_curve[-1]:.4f})")
+    else:
+        print(
+            f"warm start reached it after {reached} epochs: about {reached * per_epoch:.0f} s of training "
+            f"vs {args.epochs * per_epoch:.0f} s, {args.epochs / reached:.1f}x faster"
+        )
+
+
+if __name__ == "__main__":
+    main()
