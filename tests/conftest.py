@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from psiflow.config import validate
+from psiflow.models import train_on_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -58,3 +60,19 @@ def pipeline_run(tmp_path_factory):
     write_config(workdir, tiny_config(iterations=PIPELINE_ITERATIONS))
     snakemake(workdir, "--cores", "2")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def trained(pipeline_run, tmp_path_factory):
+    """Two members trained for 15 epochs on the iteration-1 dataset, the second on a bootstrap resample."""
+    workdir = tmp_path_factory.mktemp("members")
+    model = validate(tiny_config(), "tiny.yaml")["model"]
+    model.update(max_epochs=15, patience=50, lr_patience=50)
+    dataset = pipeline_run / "results/iter_1/dataset.h5"
+    for m in range(2):
+        train_on_dataset(
+            dataset, workdir / f"m{m}/training", workdir / f"m{m}/model.nequip.zip", model,
+            seed=100 + m, accelerator="cpu", threads=2, log_path=workdir / "train.log",
+            resample_seed=[1, 2, 3] if m == 1 else None,
+        )  # fmt: skip
+    return workdir, model

@@ -10,7 +10,7 @@ from psiflow.config import ConfigError, check_structures, validate
 def test_defaults_are_filled_in():
     config = validate(tiny_config(), "tiny.yaml")
     assert config["walkers"][0]["friction"] == 0.01
-    assert config["execution"]["train"]["accelerator"] == "cpu"
+    assert config["execution"]["train"]["accelerator"] == "auto"
     assert config["reference"]["executable"] == "cp2k.psmp"
 
 

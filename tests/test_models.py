@@ -38,22 +38,6 @@ def test_compiled_model_predicts_as_the_package(pipeline_run):
     assert compiled_energies[0] == pytest.approx(energies[0], abs=1e-3)
 
 
-@pytest.fixture(scope="module")
-def trained(pipeline_run, tmp_path_factory):
-    """Two members trained for 15 epochs on the iteration-1 dataset, the second on a bootstrap resample."""
-    workdir = tmp_path_factory.mktemp("members")
-    model = validate(tiny_config(), "tiny.yaml")["model"]
-    model.update(max_epochs=15, patience=50, lr_patience=50)
-    dataset = pipeline_run / "results/iter_1/dataset.h5"
-    for m in range(2):
-        train_on_dataset(
-            dataset, workdir / f"m{m}/training", workdir / f"m{m}/model.nequip.zip", model,
-            seed=100 + m, accelerator="cpu", threads=2, log_path=workdir / "train.log",
-            resample_seed=[1, 2, 3] if m == 1 else None,
-        )  # fmt: skip
-    return workdir, model
-
-
 def test_bootstrap_resample_gives_each_member_its_own_training_set(trained):
     workdir, _ = trained
     plain = read_extxyz(workdir / "m0/data/train.xyz").frame["identifier"]

@@ -63,6 +63,8 @@ def _check_consistency(config: dict, source: str) -> None:
         )
     n_structures = len(config["system"]["structures"])
     for k, walker in enumerate(config["walkers"]):
+        if walker["ensemble"] == "npt" and not config["system"]["periodic"]:
+            raise ConfigError(f"{source}: key 'walkers.{k}.ensemble': npt needs a periodic system (system.periodic)")
         if walker["structure"] >= n_structures:
             raise ConfigError(
                 f"{source}: key 'walkers.{k}.structure': {walker['structure']} but system.structures "
@@ -107,3 +109,15 @@ def check_structures(system: dict, source: str) -> list:
 def load(path) -> dict:
     with open(path) as f:
         return yaml.safe_load(f) or {}
+
+
+def check_plumed_inputs(config: dict, images: list, source: str) -> None:
+    """Every walker group's PLUMED input, parsed by the PLUMED kernel."""
+    from psiflow.plumed import PlumedInputError, check_input
+
+    for k, walker in enumerate(config["walkers"]):
+        if walker["plumed"]:
+            try:
+                check_input(walker["plumed"], len(images[walker["structure"]]), walker["timestep"])
+            except PlumedInputError as error:
+                raise ConfigError(f"{source}: key 'walkers.{k}.plumed': {error}") from error

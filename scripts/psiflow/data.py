@@ -40,6 +40,7 @@ FRAME_COLUMNS = {
     "temperature": (np.float64, ()),
     "status": (str, ()),
     "reason": (str, ()),
+    "bias": (str, ()),  # walker states: the PLUMED bias files, as JSON {name: text}
 }
 # per-frame columns carried as extxyz info (besides energy, stress, cell and pbc)
 EXTXYZ_INFO = (

@@ -306,7 +306,7 @@ def uncertainty(energies: np.ndarray, forces: np.ndarray) -> tuple[float, float]
 class Committee(Calculator):
     """Mean energy and forces of several models, plus their disagreement."""
 
-    implemented_properties = ["energy", "forces", "free_energy", "deviation", "energy_deviation"]
+    implemented_properties = ["energy", "forces", "stress", "free_energy", "deviation", "energy_deviation"]
 
     def __init__(self, calculators, **kwargs):
         super().__init__(**kwargs)
@@ -337,3 +337,6 @@ class Committee(Calculator):
             "deviation": deviation,
             "energy_deviation": energy_deviation,
         }
+        stresses = [calc.results.get("stress") for calc in self.calculators]
+        if self.atoms.pbc.all() and all(stress is not None for stress in stresses):
+            self.results["stress"] = np.mean(stresses, axis=0)

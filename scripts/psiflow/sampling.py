@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms, units
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from psiflow.data import Frames
 
 
@@ -31,12 +36,14 @@ def rattled_frames(images: list[Atoms], n_rattled: int, sigma: float, strain: fl
 
 
 def walker_settings(walkers: list[dict]) -> list[dict]:
-    """One settings dict per walker; list-valued temperatures go round-robin."""
+    """One settings dict per walker; list-valued temperatures and pressures go round-robin."""
     settings = []
     for group in walkers:
         temperatures = np.atleast_1d(group["temperature"])
+        pressures = np.atleast_1d(group["pressure_bar"])
         for k in range(group["count"]):
             walker = dict(group, temperature=float(temperatures[k % len(temperatures)]))
+            walker["pressure_bar"] = float(pressures[k % len(pressures)])
             walker.pop("count")
             settings.append(walker)
     return settings
@@ -53,6 +60,63 @@ def initial_walkers(images: list[Atoms], walkers: list[dict]) -> Frames:
     return frames
 
 
+def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
+    """The ASE integrator (or optimizer) of a walker's ensemble."""
+    from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import MTKNPT, IsotropicMTKNPT, NoseHooverChainNVT
+    from ase.md.verlet import VelocityVerlet
+
+    timestep = settings["timestep"] * units.fs
+    temperature = settings["temperature"]
+    tdamp = settings["tdamp"] * units.fs
+    ensemble = settings["ensemble"]
+    if ensemble == "opt":
+        from ase.filters import FrechetCellFilter
+        from ase.optimize import FIRE
+
+        return FIRE(FrechetCellFilter(atoms) if settings["optimize_cell"] else atoms, logfile=None)
+    if ensemble == "nve":
+        return VelocityVerlet(atoms, timestep=timestep)
+    if ensemble == "nvt" and settings["thermostat"] == "langevin":
+        friction = settings["friction"] / units.fs
+        return Langevin(atoms, timestep=timestep, temperature_K=temperature, friction=friction, rng=rng)
+    if ensemble == "nvt":
+        return NoseHooverChainNVT(atoms, timestep=timestep, temperature_K=temperature, tdamp=tdamp)
+    barostat = IsotropicMTKNPT if settings["barostat"] == "isotropic" else MTKNPT
+    return barostat(
+        atoms,
+        timestep=timestep,
+        temperature_K=temperature,
+        pressure_au=settings["pressure_bar"] * units.bar,
+        tdamp=tdamp,
+        pdamp=settings["pdamp"] * units.fs,
+    )
+
+
+def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float) -> str:
+    """Why a walker's frame is unphysical, or "" when it is sane."""
+    energy, forces = results.get("energy", np.nan), results.get("forces")
+    if forces is None or not np.isfinite(energy) or not np.all(np.isfinite(forces)):
+        return "non-finite energy or forces"
+    if not np.all(np.isfinite(atoms.positions)) or (atoms.pbc.any() and atoms.cell.volume <= 0):
+        return "non-finite positions or collapsed cell"
+    if len(atoms) > 1:
+        distances = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+        i, j = np.unravel_index(np.argmin(distances + np.diag(np.full(len(atoms), np.inf))), distances.shape)
+        if distances[i, j] < settings["min_distance"]:
+            return f"atoms {i} and {j} {distances[i, j]:.2f} Å apart, below min_distance {settings['min_distance']}"
+    largest = float(np.linalg.norm(forces, axis=1).max())
+    if largest > settings["max_force"]:
+        return f"force {largest:.1f} eV/Å above max_force {settings['max_force']}"
+    if results["deviation"] > trust_hi:
+        return f"force deviation {results['deviation']:.3f} eV/Å above trust_hi {trust_hi}"
+    if settings["ensemble"] != "opt":
+        temperature = atoms.get_temperature()
+        if temperature > settings["max_temperature_factor"] * settings["temperature"]:
+            return f"temperature {temperature:.0f} K above {settings['max_temperature_factor']}x the target"
+    return ""
+
+
 def run_walker(
     state: Atoms,
     walker: int,
@@ -63,60 +127,87 @@ def run_walker(
     trust_hi: float,
     seed: int,
     threads: int,
-) -> tuple[Frames, Frames]:
-    """Langevin MD of one walker with the committee (a Parsl task).
+    bias: dict,
+    plumed_input: list[str] | None,
+    workdir: str,
+) -> tuple[Frames, Frames, dict, str]:
+    """One walker's sampling for one iteration (a Parsl task).
 
-    Returns the saved frames and the final state. The walker stops at the
-    first saved frame that is unphysical (non-finite) or beyond `trust_hi`;
-    that frame is kept with status "reset" so it is never selected, and the
-    final state is marked "reset" so the next iteration restarts it.
+    Returns the saved frames, the final state, the PLUMED bias files and the
+    COLVAR text. A walker stops at the first saved frame that fails a check
+    (`check_frame`); that frame keeps status "reset" and its reason, so it is
+    never selected, and the final state is marked "reset" so that the next
+    iteration restarts the walker from its initial structure, or from its last
+    sane state with `reset_to: last_sane`.
     """
+    import os
+
     import torch
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from psiflow.models import Committee
 
     torch.set_num_threads(threads)
     rng = rng_for(seed, iteration, walker)
+    folder = Path(workdir) / f"walker_{walker}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     atoms = state.copy()
-    atoms.calc = Committee.from_files(model_paths)
-    temperature = settings["temperature"]
-    if not np.all(np.isfinite(atoms.get_momenta())) or not atoms.get_momenta().any():
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    dynamics = Langevin(
-        atoms,
-        timestep=settings["timestep"] * units.fs,
-        temperature_K=temperature,
-        friction=settings["friction"] / units.fs,
-        rng=rng,
-    )
+    committee = Committee.from_files(model_paths)
+    atoms.calc = committee
+    if plumed_input is not None:
+        from ase.calculators.plumed import Plumed
+
+        for name, text in bias.items():  # the hills of earlier iterations
+            (folder / name).write_text(text)
+        previous = os.getcwd()
+        os.chdir(folder)  # PLUMED writes its files where it runs
+        atoms.calc = Plumed(
+            committee,
+            plumed_input,
+            timestep=settings["timestep"] * units.fs,
+            atoms=atoms,
+            kT=units.kB * settings["temperature"],
+            log=str(folder / "plumed.log"),
+            restart=bool(bias),
+        )
+        atoms.calc.istep = step
+    if settings["ensemble"] != "opt" and not atoms.get_momenta().any():
+        MaxwellBoltzmannDistribution(atoms, temperature_K=settings["temperature"], rng=rng)
+    dynamics = make_dynamics(atoms, settings, rng)
     saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
-    status, reason = "ok", ""
+    status, reason, sane = "ok", "", state.copy()
     done = 0
-    while done < settings["steps"]:
-        chunk = min(settings["stride"], settings["steps"] - done)
-        try:
-            dynamics.run(chunk)
-            energy = atoms.get_potential_energy()
-            deviation = atoms.calc.results["deviation"]
-            energy_deviation = atoms.calc.results["energy_deviation"]
-            finite = np.isfinite(energy) and np.all(np.isfinite(atoms.get_forces()))
-        except Exception as error:  # a model or integrator blow-up is a walker failure, not a crash
-            energy, deviation, energy_deviation, finite = np.nan, np.nan, np.nan, False
-            reason = f"MD step failed: {error}"
-        done += chunk
-        saved.append(atoms.copy())
-        energies.append(energy)
-        deviations.append(deviation)
-        energy_deviations.append(energy_deviation)
-        temperatures.append(atoms.get_temperature() if finite else np.nan)
-        steps.append(step + done)
-        if not finite:
-            status, reason = "reset", reason or "non-finite energy or forces"
-            break
-        if deviation > trust_hi:
-            status, reason = "reset", f"force deviation {deviation:.3f} eV/Å above trust_hi {trust_hi}"
-            break
+    try:
+        while done < settings["steps"]:
+            chunk = min(settings["stride"], settings["steps"] - done)
+            try:
+                if settings["ensemble"] == "opt":
+                    converged = dynamics.run(fmax=settings["fmax"], steps=chunk)
+                    chunk = max(1, dynamics.nsteps - done) if converged else chunk
+                else:
+                    dynamics.run(chunk)
+                atoms.get_forces()
+                reason = check_frame(atoms, committee.results, settings, trust_hi)
+            except Exception as error:  # a blow-up of the model or integrator is a walker failure
+                reason = f"MD step failed: {error}"[:300]
+            done += chunk
+            results = committee.results if not reason.startswith("MD step failed") else {}
+            saved.append(atoms.copy())
+            energies.append(results.get("energy", np.nan))
+            deviations.append(results.get("deviation", np.nan))
+            energy_deviations.append(results.get("energy_deviation", np.nan))
+            temperatures.append(atoms.get_temperature() if settings["ensemble"] != "opt" else np.nan)
+            steps.append(step + done)
+            if reason:
+                status = "reset"
+                break
+            sane = atoms.copy()
+            if settings["ensemble"] == "opt" and converged:
+                reason = "converged"
+                break
+    finally:
+        if plumed_input is not None:
+            atoms.calc.plumed.finalize()  # flushes HILLS and COLVAR
+            os.chdir(previous)
     frames = Frames.from_atoms(saved, iteration=iteration, walker=walker, status="ok")
     frames.frame["energy"][:] = energies
     frames.frame["deviation"][:] = deviations
@@ -124,12 +215,18 @@ def run_walker(
     frames.frame["temperature"][:] = temperatures
     frames.frame["step"][:] = steps
     frames.frame["identifier"][:] = [f"i{iteration}-w{walker}-s{s}" for s in steps]
-    if status != "ok":
-        frames.frame["status"][-1] = status
-        frames.frame["reason"][-1] = reason
+    frames.frame["status"][-1] = status
+    frames.frame["reason"][-1] = reason
     final = frames.take([len(frames) - 1])
-    final.frame["temperature"][:] = temperature
-    return frames, final
+    if status == "reset" and settings["reset_to"] == "last_sane":
+        final = Frames.from_atoms([sane], iteration=iteration, walker=walker, status="ok", step=steps[-1])
+        final.frame["reason"][:] = f"restarted from the last sane state after: {reason}"
+        final.frame["identifier"][:] = frames.frame["identifier"][-1]
+    final.frame["temperature"][:] = settings["temperature"]
+    bias_files = {p.name: p.read_text() for p in folder.glob("HILLS*")}
+    colvar = (folder / "COLVAR").read_text() if (folder / "COLVAR").exists() else ""
+    final.frame["bias"][:] = json.dumps(bias_files)
+    return frames, final, bias_files, colvar
 
 
 def sample(
@@ -143,41 +240,43 @@ def sample(
     cores: int,
     cores_per_task: int,
     run_dir,
-) -> tuple[Frames, Frames, list[str]]:
-    """Run every walker as a Parsl task; returns candidates, new walker states and a log."""
+) -> tuple[Frames, Frames, dict, list[str]]:
+    """Run every walker as a Parsl task.
+
+    Returns the candidate frames, the new walker states, each biased walker's
+    COLVAR text by walker index, and a log.
+    """
     from psiflow.execution import run_tasks
+    from psiflow.plumed import read_input
 
     settings = walker_settings(walker_groups)
     if len(settings) != len(walkers):
         raise ValueError(f"walkers.h5 holds {len(walkers)} walkers, the config asks for {len(settings)}")
+    run_dir = Path(run_dir).resolve()
     tasks = []
     for k in range(len(walkers)):
         state = walkers.to_atoms(k)
-        if walkers.frame["status"][k] != "ok":  # restart a reset walker from its initial structure
-            state = images[settings[k]["structure"]].copy()
+        bias = json.loads(walkers.frame["bias"][k] or "{}")
+        if walkers.frame["status"][k] != "ok":  # a reset walker starts over, bias included
+            state, bias = images[settings[k]["structure"]].copy(), {}
+        plumed = read_input(settings[k]["plumed"]) if settings[k]["plumed"] else None
+        step = int(max(walkers.frame["step"][k], 0))
         tasks.append(
-            (
-                state,
-                k,
-                settings[k],
-                [str(p) for p in model_paths],
-                iteration,
-                int(max(walkers.frame["step"][k], 0)),
-                trust_hi,
-                seed,
-                cores_per_task,
-            )
+            (state, k, settings[k], [str(p) for p in model_paths], iteration, step, trust_hi, seed)
+            + (cores_per_task, bias, plumed, str(run_dir / "walkers"))
         )
     results, log = [None] * len(tasks), []
     for k, result in run_tasks(run_walker, tasks, cores // cores_per_task, run_dir):
         if isinstance(result, Exception):
             raise RuntimeError(f"walker {k} failed: {result!r}") from result
         results[k] = result
-        frames, final = result
-        log.append(f"walker {k}: {len(frames)} frames, status {final.frame['status'][0]} {final.frame['reason'][0]}")
+        frames, final = result[:2]
+        reason = frames.frame["reason"][-1]
+        log.append(f"walker {k}: {len(frames)} frames, {final.frame['status'][0]} {reason}".rstrip())
     candidates = Frames.concatenate([r[0] for r in results])
     new_walkers = Frames.concatenate([r[1] for r in results])
-    return candidates, new_walkers, log
+    colvars = {k: r[3] for k, r in enumerate(results) if r[3]}
+    return candidates, new_walkers, colvars, log
 
 
 def select(candidates: Frames, trust_lo: float, trust_hi: float, max_frames: int) -> Frames:

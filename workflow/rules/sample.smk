@@ -6,9 +6,11 @@ rule sample:
         walkers=previous("walkers.h5"),
         models=previous_committee,
         structures=config["system"]["structures"],
+        plumed=[w["plumed"] for w in config["walkers"] if w["plumed"]],
     output:
         candidates="results/iter_{i}/candidates.h5",
         walkers="results/iter_{i}/walkers.h5",
+        colvar=directory("results/iter_{i}/colvar"),
     log:
         "logs/sample/iter_{i}.log",
     benchmark:

@@ -1,0 +1,139 @@
+"""Walkers with a real NequIP committee: NVE, NPT, geometry optimisation,
+PLUMED metadynamics across iterations, and resets of exploding walkers."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.io import read
+from conftest import REPO, WATER_8, tiny_config
+from psiflow.config import ConfigError, check_plumed_inputs, validate
+from psiflow.data import Frames, read_h5, write_h5
+from psiflow.models import Committee
+from psiflow.plumed import read_input
+from psiflow.sampling import run_walker, select, walker_settings
+
+pytestmark = pytest.mark.pipeline
+METAD = REPO / "resources/plumed/metad_distance.dat"
+
+
+def settings(**group) -> dict:
+    config = validate(tiny_config(walkers=[group]), "tiny.yaml")
+    return walker_settings(config["walkers"])[0]
+
+
+@pytest.fixture(scope="module")
+def models(trained):
+    workdir, _ = trained
+    return [str(workdir / "m0/model.nequip.zip"), str(workdir / "m1/model.nequip.zip")]
+
+
+def walk(models, tmp_path, state=None, iteration=1, step=0, bias=None, plumed=None, trust_hi=1e9, **group):
+    """One walker on the 8-water box; the tiny test models heat it well above its
+    target temperature, so the runaway check is off unless a test sets it."""
+    state = read(WATER_8) if state is None else state
+    group.setdefault("max_temperature_factor", 100.0)
+    return run_walker(
+        state, 0, settings(**group), models, iteration, step, trust_hi, 7, 2, bias or {}, plumed, str(tmp_path)
+    )
+
+
+def total_energies(frames: Frames) -> np.ndarray:
+    return np.array([frames.to_atoms(k).get_kinetic_energy() for k in range(len(frames))]) + frames.frame["energy"]
+
+
+def test_nve_conserves_energy(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, ensemble="nve", temperature=300, timestep=0.5, steps=200, stride=10)
+    assert final.frame["status"][0] == "ok"
+    energy = total_energies(frames)
+    drift_per_atom = np.ptp(energy) / 24
+    assert drift_per_atom < 2e-3, drift_per_atom  # eV/atom over 100 fs
+    kinetic = energy - frames.frame["energy"]
+    assert np.ptp(kinetic) > 10 * np.ptp(energy)  # energy flows between kinetic and potential
+
+
+def test_npt_volume_follows_the_pressure(models, tmp_path):
+    volumes = {}
+    for pressure in (1.0, 1e5):  # 1 bar and 10 GPa
+        frames, final, _, _ = walk(
+            models, tmp_path, ensemble="npt", pressure_bar=pressure, temperature=300, steps=200, stride=20
+        )
+        assert final.frame["status"][0] == "ok", final.frame["reason"][0]
+        volumes[pressure] = abs(np.linalg.det(frames.frame["cell"][-1]))
+    initial = read(WATER_8).get_volume()
+    assert volumes[1e5] < initial and volumes[1e5] < volumes[1.0], (initial, volumes)
+
+
+def test_flexible_npt_changes_the_cell_shape(models, tmp_path):
+    frames, _, _, _ = walk(
+        models, tmp_path, ensemble="npt", barostat="flexible", pressure_bar=1e5, steps=100, stride=20
+    )
+    cell = frames.frame["cell"][-1]
+    assert np.abs(cell - np.diag(np.diag(cell))).max() > 1e-4  # off-diagonal components appear
+
+
+def test_geometry_optimisation_reaches_its_force_tolerance(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, ensemble="opt", fmax=0.1, steps=1000, stride=20)
+    assert frames.frame["reason"][-1] == "converged"
+    _, forces = Committee.from_files(models).predict(final.to_atoms(0))
+    assert np.linalg.norm(forces.mean(axis=0), axis=1).max() < 0.1
+    assert frames.frame["energy"][-1] < frames.frame["energy"][0]
+
+
+def test_metadynamics_hills_persist_across_iterations(models, tmp_path):
+    plumed = read_input(METAD)
+    first, state, hills, colvar = walk(models, tmp_path, plumed=plumed, steps=40, stride=10)
+    assert colvar.startswith("#! FIELDS time d metad.bias")
+    n_hills = sum(1 for line in hills["HILLS"].splitlines() if not line.startswith("#"))
+    assert n_hills == 40 // 5  # PACE=5 over 40 steps
+    # the bias travels in walkers.h5 like the rest of the state
+    write_h5(state, tmp_path / "walkers.h5")
+    state = read_h5(tmp_path / "walkers.h5")
+    bias = json.loads(state.frame["bias"][0])
+    second, _, hills_after, colvar_after = walk(
+        models, tmp_path, state=state.to_atoms(0), iteration=2, step=40, bias=bias, plumed=plumed, steps=40, stride=10
+    )
+    assert sum(1 for line in hills_after["HILLS"].splitlines() if not line.startswith("#")) == 2 * n_hills
+    first_row = colvar_after.splitlines()[1].split()
+    assert float(first_row[0]) == pytest.approx(0.02)  # time goes on: 40 steps of 0.5 fs
+    assert float(first_row[2]) > 0  # the walker restarts inside the bias it built
+
+
+def test_exploding_walker_is_reset_and_its_frames_not_selected(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, timestep=20.0, temperature=2000, steps=200, stride=5)
+    assert final.frame["status"][0] == "reset"
+    assert frames.frame["status"][-1] == "reset" and frames.frame["reason"][-1]
+    assert len(frames) < 40  # stopped early
+    selected = select(frames, 0.0, 1e9, 100)
+    assert "reset" not in set(selected.frame["status"])
+    assert frames.frame["identifier"][-1] not in set(selected.frame["identifier"])
+
+
+def test_reset_to_last_sane_state(models, tmp_path):
+    frames, final, _, _ = walk(
+        models, tmp_path, timestep=20.0, temperature=2000, steps=200, stride=1, reset_to="last_sane"
+    )
+    assert final.frame["status"][0] == "ok" and "restarted from the last sane state" in final.frame["reason"][0]
+    if len(frames) > 1:  # the state before the failing frame
+        assert np.array_equal(final.atom["positions"], frames.atom["positions"][frames.atoms_of(len(frames) - 2)])
+
+
+def test_a_deviating_walker_is_reset(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, trust_hi=1e-6, steps=20, stride=5)
+    assert final.frame["status"][0] == "reset" and "force deviation" in frames.frame["reason"][-1]
+
+
+def test_bad_plumed_input_is_refused_naming_file_key_and_line(tmp_path):
+    bad = tmp_path / "bad.dat"
+    bad.write_text("d: DISTANCE ATOMS=1,4\n# a comment\nmetad: METAD ARG=nope SIGMA=0.1 HEIGHT=1 PACE=5\n")
+    config = validate(tiny_config(walkers=[{"plumed": str(bad)}]), "my.yaml")
+    with pytest.raises(ConfigError, match=rf"my.yaml: key 'walkers.0.plumed': {bad}:3: PLUMED rejects"):
+        check_plumed_inputs(config, [read(WATER_8)], "my.yaml")
+    good = validate(tiny_config(walkers=[{"plumed": str(METAD)}]), "my.yaml")
+    check_plumed_inputs(good, [read(WATER_8)], "my.yaml")
+
+
+def test_temperature_runaway_resets_the_walker(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, max_temperature_factor=1.01, temperature=300, steps=200, stride=5)
+    assert final.frame["status"][0] == "reset"
+    assert "temperature" in frames.frame["reason"][-1] and "above 1.01x the target" in frames.frame["reason"][-1]
