@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from psiflow.data import Frames
 
 
@@ -171,7 +171,7 @@ def run_walker(
         )
         atoms.calc.istep = step
     if settings["ensemble"] != "opt" and not atoms.get_momenta().any():
-        MaxwellBoltzmannDistribution(atoms, temperature_K=settings["temperature"], rng=rng)
+        thermalize_momenta(atoms, settings["temperature"], rng=rng)
     dynamics = make_dynamics(atoms, settings, rng)
     saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
     status, reason, sane = "ok", "", state.copy()

@@ -1,0 +1,104 @@
+"""MD speed of a walker: steps per second of psiflow's walker against a bare
+loop of model forward calls on the same structure (the limit) and a plain ASE
+Langevin loop, for a 3-atom and a 96-atom water system.
+
+Uses a packaged model of a finished run (by default member 0 of the default
+job's last iteration, `make run`).
+
+    .venv/bin/python benchmarks/md_speed.py [--model PATH] [--steps 200] [--threads 2]
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO / "scripts"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from ase import Atoms, units  # noqa: E402
+from ase.calculators.calculator import all_changes  # noqa: E402
+from ase.io import read  # noqa: E402
+from ase.md.langevin import Langevin  # noqa: E402
+from ase.md.velocitydistribution import thermalize_momenta  # noqa: E402
+from psiflow.config import validate  # noqa: E402
+from psiflow.models import load_calculator  # noqa: E402
+from psiflow.sampling import run_walker, walker_settings  # noqa: E402
+
+
+def systems() -> dict:
+    box = read(REPO / "resources/structures/water_32.xyz")
+    molecule = Atoms(box[:3])
+    molecule.cell, molecule.pbc = box.cell, True
+    return {"3 atoms": molecule, "96 atoms": box}
+
+
+def forward_rate(model, atoms, steps) -> float:
+    calc = load_calculator(model, "cpu")
+    rng = np.random.default_rng(0)
+    calc.calculate(atoms, ["energy", "forces"], all_changes)  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        moved = atoms.copy()
+        moved.positions += rng.normal(0, 0.01, moved.positions.shape)
+        calc.calculate(moved, ["energy", "forces"], all_changes)
+    return steps / (time.perf_counter() - start)
+
+
+def ase_rate(model, atoms, steps) -> float:
+    atoms = atoms.copy()
+    atoms.calc = load_calculator(model, "cpu")
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
+    dynamics = Langevin(atoms, timestep=0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs)
+    dynamics.run(5)  # warm-up
+    start = time.perf_counter()
+    dynamics.run(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def walker_rate(models, atoms, steps, threads) -> float:
+    """Steps per second of run_walker, start-up (model loading) excluded by differencing two lengths."""
+    times = []
+    for n in (steps, 2 * steps):
+        config = validate(
+            {"system": {"structures": ["-"]}, "walkers": [{"steps": n, "stride": 10, "max_temperature_factor": 100}]},
+            "benchmark",
+        )
+        settings = walker_settings(config["walkers"])[0]
+        with tempfile.TemporaryDirectory() as scratch:
+            start = time.perf_counter()
+            run_walker(atoms, 0, settings, models, 1, 0, 1e9, 0, threads, {}, None, scratch)
+            times.append(time.perf_counter() - start)
+    return steps / (times[1] - times[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(REPO / "results"))
+    parser.add_argument("--iteration", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    folder = Path(args.results) / f"iter_{args.iteration}/models"
+    members = sorted(str(p) for p in folder.glob("member_*/model.nequip.zip"))
+    if not members:
+        sys.exit(f"no models in {folder}: run the pipeline first (make run)")
+    print(f"eager NequIP package {members[0]}, {args.steps} steps, {args.threads} threads")
+    committee_column = f"walker (committee of {len(members)})"
+    print(f"{'system':9s} {'forward calls/s':>16s} {'ASE Langevin':>13s} {'walker (1 model)':>17s} "
+          f"{'walker/forward':>15s} {'walker/ASE':>11s} {committee_column:>26s}")  # fmt: skip
+    for name, atoms in systems().items():
+        forward = forward_rate(members[0], atoms, args.steps)
+        ase = ase_rate(members[0], atoms, args.steps)
+        single = walker_rate(members[:1], atoms, args.steps, args.threads)
+        committee = walker_rate(members, atoms, args.steps, args.threads)
+        print(f"{name:9s} {forward:16.1f} {ase:13.1f} {single:17.1f} {single / forward:15.2f} {single / ase:11.2f} "
+              f"{committee:26.1f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
