@@ -52,8 +52,9 @@ def test_dataset_extends_with_successful_labels_only():
 
 
 def test_walker_temperatures_go_round_robin():
-    settings = walker_settings([{"structure": 0, "count": 5, "temperature": [300, 400]}])
+    settings = walker_settings([{"structure": 0, "count": 5, "temperature": [300, 400], "pressure_bar": [1, 2, 3]}])
     assert [w["temperature"] for w in settings] == [300, 400, 300, 400, 300]
+    assert [w["pressure_bar"] for w in settings] == [1, 2, 3, 1, 2]
 
 
 def test_bootstrap_is_reproducible_and_rattled():
@@ -70,7 +71,7 @@ def test_bootstrap_is_reproducible_and_rattled():
 
 def test_initial_walkers_start_at_their_structure():
     atoms = bulk("Cu", cubic=True)
-    walkers = initial_walkers([atoms], [{"structure": 0, "count": 3, "temperature": 500}])
+    walkers = initial_walkers([atoms], [{"structure": 0, "count": 3, "temperature": 500, "pressure_bar": 1.0}])
     assert list(walkers.frame["walker"]) == [0, 1, 2]
     assert np.array_equal(walkers.atom["positions"][walkers.atoms_of(2)], atoms.positions)
 

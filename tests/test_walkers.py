@@ -137,3 +137,32 @@ def test_temperature_runaway_resets_the_walker(models, tmp_path):
     frames, final, _, _ = walk(models, tmp_path, max_temperature_factor=1.01, temperature=300, steps=200, stride=5)
     assert final.frame["status"][0] == "reset"
     assert "temperature" in frames.frame["reason"][-1] and "above 1.01x the target" in frames.frame["reason"][-1]
+
+
+def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
+    """Two iterations of `sample` (Parsl tasks) with a biased and a plain walker group."""
+    from psiflow.sampling import initial_walkers, sample
+
+    groups = validate(
+        tiny_config(
+            walkers=[
+                {"count": 1, "steps": 20, "stride": 5, "plumed": str(METAD), "max_temperature_factor": 100},
+                {"count": 1, "steps": 20, "stride": 5, "ensemble": "npt", "max_temperature_factor": 100},
+            ]
+        ),
+        "tiny.yaml",
+    )["walkers"]
+    images = [read(WATER_8)]
+    walkers = initial_walkers(images, groups)
+    hills = []
+    for iteration in (1, 2):
+        candidates, walkers, colvars, log = sample(
+            walkers, images, groups, 1e9, 7, iteration, models, 2, 1, tmp_path / f"parsl_{iteration}"
+        )
+        write_h5(walkers, tmp_path / "walkers.h5")  # as the rule stores the state between iterations
+        walkers = read_h5(tmp_path / "walkers.h5")
+        assert list(colvars) == [0] and list(walkers.frame["status"]) == ["ok", "ok"], log
+        hills.append(json.loads(walkers.frame["bias"][0])["HILLS"].count("\n"))
+        assert walkers.frame["bias"][1] == "{}"
+        assert set(candidates.frame["walker"]) == {0, 1} and (walkers.frame["step"] == 20 * iteration).all()
+    assert hills[1] > hills[0]
