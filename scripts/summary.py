@@ -1,15 +1,15 @@
-"""Rule summary: all metrics in one table, the learning curve and the final model."""
+"""Rule summary: metrics, learning curves, parity plot, deviation histograms, the
+walker table, provenance and the final committee, under results/summary/."""
 
 import shutil
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 import pandas as pd
+import yaml
+from psiflow.data import read_h5
+from psiflow.report import deviation_histograms, learning_curves, parity, provenance, walker_table
 from psiflow.rules import rule_log
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -42,20 +42,20 @@ For LAMMPS, compile a package with `nequip-compile --mode aotinductor --target p
 """
 
 with rule_log(snakemake.log[0]) as log:
-    table = pd.concat([pd.read_csv(p) for p in snakemake.input.metrics], ignore_index=True)
-    table.to_csv(snakemake.output.metrics, index=False)
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    for subset, label in (("valid", "validation set"), ("new", "fresh labels (previous model)")):
-        part = table[table.subset == subset]
-        if len(part):
-            axis.plot(part.iteration, part.force_rmse, marker="o", label=label)
-    axis.set_xlabel("iteration")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_ylabel("force RMSE (eV/Å)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(snakemake.output.curve, dpi=120)
+    metrics = pd.concat([pd.read_csv(p) for p in snakemake.input.metrics], ignore_index=True)
+    labels = {i: len(read_h5(p)) for i, p in enumerate(snakemake.input.datasets)}
+    metrics.insert(3, "labels", metrics.iteration.map(labels))
+    metrics.to_csv(snakemake.output.metrics, index=False)
+    learning_curves(metrics, labels, snakemake.output.curve)
+    with np.load(snakemake.input.parity) as data:
+        parity(dict(data), snakemake.output.parity, len(snakemake.input.metrics) - 1)
+    p = snakemake.params
+    deviation_histograms(snakemake.input.candidates, p.trust_lo, p.trust_hi, snakemake.output.deviations)
+    walker_table(snakemake.input.candidates).to_csv(snakemake.output.walkers, index=False)
+    Path(snakemake.output.provenance).write_text(
+        yaml.safe_dump(provenance(dict(p.config), p.repository), sort_keys=False)
+    )
     for package, copy in zip(snakemake.input.models, snakemake.output.models, strict=True):
         shutil.copy(package, copy)
     Path(snakemake.output.readme).write_text(README.format(members=len(snakemake.output.models)))
-    log.info("\n%s", table.to_string())
+    log.info("\n%s", metrics.to_string())

@@ -121,3 +121,17 @@ def test_writing_is_atomic(tmp_path):
     path = tmp_path / "f.h5"
     write_h5(random_frames(2), path)
     assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
+
+
+def test_convert_command_round_trips(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    frames = random_frames()
+    write_h5(frames, tmp_path / "a.h5")
+    for source, target in (("a.h5", "b.xyz"), ("b.xyz", "c.h5")):
+        command = [sys.executable, str(REPO / "scripts/convert.py"), str(tmp_path / source), str(tmp_path / target)]
+        assert "5 frames" in subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    assert_identical(frames, read_h5(tmp_path / "c.h5"))

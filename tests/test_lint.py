@@ -34,7 +34,7 @@ def test_ruff_is_clean():
 def rules():
     """(file, rule name, body) of every rule but `all`."""
     for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for match in re.finditer(r"^rule (\w+):\n((?:    .*\n|\n)+)", path.read_text(), flags=re.M):
+        for match in re.finditer(r"^ *rule (\w+):\n((?: {4,}.*\n|\n)+)", path.read_text(), flags=re.M):
             yield path, match.group(1), match.group(2)
 
 

@@ -10,11 +10,13 @@ from psiflow.models import uncertainty
 from psiflow.sampling import initial_walkers, rattled_frames, select, walker_settings
 
 
-def candidates(deviations, statuses=None):
+def candidates(deviations, statuses=None, walkers=None):
     images = [bulk("Cu", cubic=True) for _ in deviations]
     frames = Frames.from_atoms(images, status="ok")
     frames.frame["deviation"][:] = deviations
     frames.frame["identifier"][:] = [f"c{k}" for k in range(len(deviations))]
+    frames.frame["walker"][:] = walkers if walkers is not None else 0
+    frames.frame["step"][:] = np.arange(len(deviations))
     if statuses:
         frames.frame["status"][:] = statuses
     return frames
@@ -22,13 +24,39 @@ def candidates(deviations, statuses=None):
 
 def test_selection_keeps_trust_region_most_uncertain_first_and_caps():
     frames = candidates([0.01, 0.2, 0.9, 0.4, np.nan, 0.3, 0.25])
-    selected = select(frames, trust_lo=0.05, trust_hi=0.5, max_frames=3)
+    selected = select(frames, "committee", trust_lo=0.05, trust_hi=0.5, max_frames=3)
     assert sorted(selected.frame["identifier"]) == ["c3", "c5", "c6"]  # 0.4, 0.3, 0.25: not 0.9, not NaN
 
 
 def test_selection_skips_reset_frames():
     frames = candidates([0.2, 0.3], statuses=["ok", "reset"])
-    assert list(select(frames, 0.0, 1.0, 10).frame["identifier"]) == ["c0"]
+    assert list(select(frames, "committee", 0.0, 1.0, 10).frame["identifier"]) == ["c0"]
+
+
+def test_committee_selection_spreads_over_walkers_and_caps_each():
+    frames = candidates([0.9, 0.8, 0.7, 0.2, 0.1, 0.3], walkers=[0, 0, 0, 1, 1, 2])
+    picked = select(frames, "committee", 0.0, 1.0, max_frames=4)
+    assert list(picked.frame["identifier"]) == ["c0", "c1", "c3", "c5"]  # one per walker, then deeper
+    capped = select(frames, "committee", 0.0, 1.0, max_frames=10, max_per_walker=1)
+    assert sorted(capped.frame["walker"]) == [0, 1, 2]
+
+
+def test_final_state_selection_takes_each_walkers_last_sane_frame():
+    frames = candidates([0.1, 0.2, 0.3, 5.0, 0.1, 0.2], walkers=[0, 0, 0, 0, 1, 1])
+    picked = select(frames, "final", 0.05, 1.0, max_frames=10)
+    assert list(picked.frame["identifier"]) == ["c2", "c5"]  # c3 is above trust_hi
+
+
+def test_random_selection_is_seeded_and_stays_below_trust_hi():
+    frames = candidates(list(np.linspace(0, 2, 40)), walkers=[k % 4 for k in range(40)])
+    first = select(frames, "random", 0.5, 1.0, 5, rng=np.random.default_rng(3))
+    again = select(frames, "random", 0.5, 1.0, 5, rng=np.random.default_rng(3))
+    assert list(first.frame["identifier"]) == list(again.frame["identifier"]) and len(first) == 5
+    assert (first.frame["deviation"] <= 1.0).all()
+    everything = select(frames, "random", 0.5, 1.0, 100, rng=np.random.default_rng(3))
+    assert len(everything) == 20 and everything.frame["deviation"].min() < 0.5  # the baseline ignores trust_lo
+    per_walker = select(frames, "random", 0.0, 2.0, 40, max_per_walker=2, rng=np.random.default_rng(3))
+    assert np.bincount(per_walker.frame["walker"]).max() == 2
 
 
 def test_validation_membership_is_stable_when_data_grows():
@@ -87,3 +115,11 @@ def test_uncertainty_is_largest_per_atom_force_spread_and_energy_std():
     deviation, energy_deviation = uncertainty(np.array([1.0, 1.2]), np.stack([forces, shifted]))
     assert deviation == pytest.approx(0.25)
     assert energy_deviation == pytest.approx(0.1)
+
+
+def test_schedules_change_walker_settings_from_their_iteration():
+    group = {"structure": 0, "count": 2, "temperature": 300, "pressure_bar": 1.0, "steps": 100}
+    group["schedule"] = [{"from_iteration": 3, "temperature": [500, 600]}, {"from_iteration": 2, "steps": 50}]
+    assert [w["temperature"] for w in walker_settings([group], 1)] == [300, 300]
+    assert [(w["temperature"], w["steps"]) for w in walker_settings([group], 2)] == [(300, 50), (300, 50)]
+    assert [(w["temperature"], w["steps"]) for w in walker_settings([group], 4)] == [(500, 50), (600, 50)]

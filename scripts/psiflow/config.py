@@ -121,3 +121,23 @@ def check_plumed_inputs(config: dict, images: list, source: str) -> None:
                 check_input(walker["plumed"], len(images[walker["structure"]]), walker["timestep"])
             except PlumedInputError as error:
                 raise ConfigError(f"{source}: key 'walkers.{k}.plumed': {error}") from error
+
+
+def check_labeled_file(path, key: str, source: str):
+    """An extxyz of reference data: every frame needs an energy and forces."""
+    from psiflow.data import read_extxyz
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{source}: key '{key}': {path} does not exist")
+    try:
+        frames = read_extxyz(path)
+    except Exception as error:  # ASE raises many kinds for unreadable files
+        raise ConfigError(f"{source}: key '{key}': cannot read {path}: {error}") from error
+    if len(frames) == 0:
+        raise ConfigError(f"{source}: key '{key}': {path} holds no frames")
+    for k in range(len(frames)):
+        sl = frames.atoms_of(k)
+        if not np.isfinite(frames.frame["energy"][k]) or not np.isfinite(frames.atom["forces"][sl]).all():
+            raise ConfigError(f"{source}: key '{key}': frame {k} of {path} has no energy or no forces")
+    return frames

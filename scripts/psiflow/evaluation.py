@@ -22,30 +22,42 @@ METRIC_COLUMNS = [
 ]
 
 
-def errors(frames: Frames, committee) -> dict:
+def predict(frames: Frames, committee) -> dict:
+    """The committee's mean energy per atom (per frame), mean forces (per atom)
+    and disagreement (per frame)."""
+    energy, forces, deviation, energy_deviation = [], [], [], []
+    for k in range(len(frames)):
+        atoms = frames.to_atoms(k)
+        member_energies, member_forces = committee.predict(atoms)
+        energy.append(member_energies.mean() / len(atoms))
+        forces.append(member_forces.mean(axis=0))
+        spread = uncertainty(member_energies, member_forces)
+        deviation.append(spread[0])
+        energy_deviation.append(spread[1])
+    return {
+        "energy_per_atom": np.array(energy),
+        "forces": np.concatenate(forces) if forces else np.zeros((0, 3)),
+        "deviation": np.array(deviation),
+        "energy_deviation": np.array(energy_deviation),
+    }
+
+
+def errors(frames: Frames, committee=None, predicted: dict | None = None) -> dict:
     """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee
     mean, overall and per element (`force_rmse_O`, ...), and its mean disagreement."""
     if len(frames) == 0:
         return {"frames": 0}
-    energy_errors, force_errors, deviations, energy_deviations = [], [], [], []
-    for k in range(len(frames)):
-        atoms = frames.to_atoms(k)
-        energies, forces = committee.predict(atoms)
-        energy_errors.append((energies.mean() - frames.frame["energy"][k]) / len(atoms))
-        force_errors.append(forces.mean(axis=0) - frames.atom["forces"][frames.atoms_of(k)])
-        deviation, energy_deviation = uncertainty(energies, forces)
-        deviations.append(deviation)
-        energy_deviations.append(energy_deviation)
-    energy_errors = np.array(energy_errors)
-    force_errors = np.concatenate(force_errors)
+    predicted = predicted if predicted is not None else predict(frames, committee)
+    energy_errors = predicted["energy_per_atom"] - frames.frame["energy"] / np.diff(frames.offsets)
+    force_errors = predicted["forces"] - frames.atom["forces"]
     result = {
         "frames": len(frames),
         "energy_rmse_per_atom": float(np.sqrt(np.mean(energy_errors**2))),
         "energy_mae_per_atom": float(np.mean(np.abs(energy_errors))),
         "force_rmse": float(np.sqrt(np.mean(force_errors**2))),
         "force_mae": float(np.mean(np.abs(force_errors))),
-        "deviation_mean": float(np.mean(deviations)),
-        "energy_deviation_mean": float(np.mean(energy_deviations)),
+        "deviation_mean": float(np.mean(predicted["deviation"])),
+        "energy_deviation_mean": float(np.mean(predicted["energy_deviation"])),
     }
     for number in np.unique(frames.atom["numbers"]):
         element = force_errors[frames.atom["numbers"] == number]

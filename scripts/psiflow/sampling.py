@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +36,15 @@ def rattled_frames(images: list[Atoms], n_rattled: int, sigma: float, strain: fl
     return frames
 
 
-def walker_settings(walkers: list[dict]) -> list[dict]:
-    """One settings dict per walker; list-valued temperatures and pressures go round-robin."""
+def walker_settings(walkers: list[dict], iteration: int = 0) -> list[dict]:
+    """One settings dict per walker in `iteration`; list-valued temperatures and
+    pressures go round-robin, and the group's schedule entries up to `iteration` apply."""
     settings = []
     for group in walkers:
+        group = dict(group)
+        for entry in sorted(group.pop("schedule", []), key=lambda e: e["from_iteration"]):
+            if entry["from_iteration"] <= iteration:
+                group.update({k: v for k, v in entry.items() if k != "from_iteration"})
         temperatures = np.atleast_1d(group["temperature"])
         pressures = np.atleast_1d(group["pressure_bar"])
         for k in range(group["count"]):
@@ -249,7 +255,7 @@ def sample(
     from psiflow.execution import run_tasks
     from psiflow.plumed import read_input
 
-    settings = walker_settings(walker_groups)
+    settings = walker_settings(walker_groups, iteration)
     if len(settings) != len(walkers):
         raise ValueError(f"walkers.h5 holds {len(walkers)} walkers, the config asks for {len(settings)}")
     run_dir = Path(run_dir).resolve()
@@ -279,14 +285,48 @@ def sample(
     return candidates, new_walkers, colvars, log
 
 
-def select(candidates: Frames, trust_lo: float, trust_hi: float, max_frames: int) -> Frames:
-    """Frames whose committee force deviation lies in [trust_lo, trust_hi], most uncertain first."""
+def select(
+    candidates: Frames,
+    method: str,
+    trust_lo: float,
+    trust_hi: float,
+    max_frames: int,
+    max_per_walker: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> Frames:
+    """The frames to label; frames of reset walkers and above `trust_hi` never are.
+
+    - committee: deviation within [trust_lo, trust_hi]; the walkers take turns
+      (most uncertain frame first within each walker), so the selection spreads
+      over the walkers before it goes deeper into any one of them;
+    - final: the last sane frame of each walker (psiflow's active learning);
+    - random: uniformly among the sane frames below trust_hi (the baseline).
+    """
     deviation = candidates.frame["deviation"]
-    eligible = np.flatnonzero(
-        (candidates.frame["status"] == "ok")
-        & np.isfinite(deviation)
-        & (deviation >= trust_lo)
-        & (deviation <= trust_hi)
-    )
-    order = eligible[np.argsort(-deviation[eligible], kind="stable")]
-    return candidates.take(np.sort(order[:max_frames]))
+    sane = (candidates.frame["status"] == "ok") & np.isfinite(deviation) & (deviation <= trust_hi)
+    walkers = candidates.frame["walker"]
+    if method == "committee":
+        eligible = np.flatnonzero(sane & (deviation >= trust_lo))
+        queues = [
+            sorted(eligible[walkers[eligible] == w], key=lambda k: (-deviation[k], k))
+            for w in np.unique(walkers[eligible])
+        ]
+        depth = max(map(len, queues), default=0)
+        order = [queue[d] for d in range(depth) for queue in queues if d < len(queue)]
+    elif method == "final":
+        order = []
+        for w in np.unique(walkers[sane]):
+            frames_of_walker = np.flatnonzero(sane & (walkers == w))
+            order.append(frames_of_walker[np.argmax(candidates.frame["step"][frames_of_walker])])
+    elif method == "random":
+        order = list((rng or np.random.default_rng()).permutation(np.flatnonzero(sane)))
+    else:
+        raise ValueError(f"unknown selection method {method!r}")
+    if max_per_walker is not None:
+        taken, capped = Counter(), []
+        for k in order:
+            taken[walkers[k]] += 1
+            if taken[walkers[k]] <= max_per_walker:
+                capped.append(k)
+        order = capped
+    return candidates.take(np.sort(np.array(order[:max_frames], dtype=np.int64)))

@@ -1,6 +1,8 @@
 # Helpers shared by the rules: paths per iteration and the previous iteration.
 
 LAST = config["iterations"]
+# iteration 0 comes from the user's labeled data instead of CP2K when given
+CP2K_ITERATIONS = r"[1-9]\d*" if config["bootstrap"]["initial_data"] else r"\d+"
 # AOTInductor compiles C++; without a compiler the packaged (eager) models are the product
 COMPILE = config["model"]["compile"] and shutil.which("c++") is not None
 
@@ -43,6 +45,11 @@ def evaluate_input(wildcards):
         "labeled": f"results/iter_{i}/labeled.h5",
         "models": committee(i),
         "isolated": isolated_atoms(wildcards),
+        "test_set": (
+            [config["evaluation"]["test_set"]]
+            if config["evaluation"]["test_set"]
+            else []
+        ),
     }
     if i > 0:
         inputs["previous_models"] = committee(i - 1)

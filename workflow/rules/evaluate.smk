@@ -7,6 +7,7 @@ rule evaluate:
         unpack(evaluate_input),
     output:
         metrics="results/iter_{i}/metrics.csv",
+        parity="results/iter_{i}/parity.npz",
     log:
         "logs/evaluate/iter_{i}.log",
     benchmark:

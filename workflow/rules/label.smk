@@ -11,6 +11,8 @@ rule label:
         "logs/label/iter_{i}.log",
     benchmark:
         "benchmarks/label/iter_{i}.tsv"
+    wildcard_constraints:
+        i=CP2K_ITERATIONS,
     conda:
         "../../envs/cp2k.yaml"
     threads: config["execution"]["label"]["cores"]
@@ -45,3 +47,23 @@ rule isolated_atoms:
         "Isolated atoms: one CP2K single point per element"
     script:
         "../../scripts/isolated_atoms.py"
+
+
+if config["bootstrap"]["initial_data"]:
+
+    rule import_initial_data:
+        input:
+            data=config["bootstrap"]["initial_data"],
+        output:
+            labeled="results/iter_0/labeled.h5",
+        log:
+            "logs/import_initial_data/iter_0.log",
+        benchmark:
+            "benchmarks/import_initial_data/iter_0.tsv"
+        localrule: True
+        conda:
+            "../../envs/analysis.yaml"
+        message:
+            "Iteration 0 from the labeled data in {input.data}"
+        script:
+            "../../scripts/import_initial_data.py"

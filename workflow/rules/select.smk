@@ -17,6 +17,7 @@ rule select:
         "../../envs/analysis.yaml"
     params:
         selection=config["selection"],
+        seed=config["seed"],
     message:
         "Select iteration {wildcards.i}: at most {params.selection[max_per_iteration]} frames"
     script:

@@ -1,0 +1,158 @@
+"""What the summary shows: learning curves, parity plots, deviation
+histograms, the walker table and provenance."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from psiflow.data import read_h5
+
+PACKAGES = ["snakemake", "parsl", "ase", "nequip", "torch", "h5py", "numpy", "pandas", "matplotlib"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curves(metrics: pd.DataFrame, labels: dict[int, int], path) -> None:
+    """Force and energy errors against the iteration and against the number of labels."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharey="row")
+    curves = (("valid", "validation set"), ("new", "fresh labels (previous committee)"), ("test", "test set"))
+    for row, (column, unit) in enumerate(
+        (("force_rmse", "force RMSE (eV/Å)"), ("energy_rmse_per_atom", "energy RMSE (eV/atom)"))
+    ):
+        for subset, label in curves:
+            part = metrics[metrics.subset == subset]
+            if len(part):
+                axes[row, 0].plot(part.iteration, part[column], marker="o", label=label)
+                axes[row, 1].plot([labels[i] for i in part.iteration], part[column], marker="o", label=label)
+        axes[row, 0].set_ylabel(unit)
+    for axis in axes[1]:
+        axis.set_yscale("log")
+    axes[1, 0].set_xlabel("iteration")
+    axes[1, 1].set_xlabel("labels in the dataset")
+    for axis in axes[:, 0]:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0, 0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def parity(data: dict, path, iteration: int) -> None:
+    """Predicted against reference forces and energies of the last iteration."""
+    plt = _pyplot()
+    figure, (forces, energies) = plt.subplots(1, 2, figsize=(9, 4.2))
+    for subset in ("train", "valid", "new", "test"):
+        if f"{subset}_forces_reference" in data:
+            forces.scatter(
+                data[f"{subset}_forces_reference"].ravel(),
+                data[f"{subset}_forces_predicted"].ravel(),
+                s=2,
+                label=subset,
+            )
+            energies.scatter(data[f"{subset}_energy_reference"], data[f"{subset}_energy_predicted"], s=8, label=subset)
+    for axis, unit in ((forces, "force component (eV/Å)"), (energies, "energy (eV/atom)")):
+        low, high = axis.get_xlim()
+        axis.plot([low, high], [low, high], color="black", linewidth=0.8)
+        axis.set_xlabel(f"reference {unit}")
+        axis.set_ylabel(f"committee {unit}")
+        axis.legend(fontsize=8, markerscale=3)
+    figure.suptitle(f"committee of iteration {iteration} ('new': the committee of iteration {iteration - 1})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def deviation_histograms(candidate_files: list, trust_lo: float, trust_hi: float, path) -> None:
+    """The committee force deviation of every sampled frame, per iteration, with the thresholds."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for file in candidate_files:
+        deviation = read_h5(file).frame["deviation"]
+        deviation = deviation[np.isfinite(deviation) & (deviation > 0)]
+        if len(deviation):
+            bins = np.logspace(np.log10(deviation.min()), np.log10(deviation.max()) + 1e-9, 30)
+            axis.hist(deviation, bins=bins, histtype="step", label=Path(file).parent.name.replace("_", " "))
+    for value, name in ((trust_lo, "trust_lo"), (trust_hi, "trust_hi")):
+        axis.axvline(value, color="black", linestyle="--", linewidth=0.8)
+        axis.text(value, axis.get_ylim()[1] * 0.95, f" {name}", fontsize=8, va="top")
+    axis.set_xscale("log")
+    axis.set_xlabel("committee force deviation (eV/Å)")
+    axis.set_ylabel("sampled frames")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def walker_table(candidate_files: list) -> pd.DataFrame:
+    """Per iteration and walker: frames sampled, how the walker ended and why."""
+    rows = []
+    for file in candidate_files:
+        frames = read_h5(file)
+        for walker in np.unique(frames.frame["walker"]):
+            mine = np.flatnonzero(frames.frame["walker"] == walker)
+            last = mine[np.argmax(frames.frame["step"][mine])]
+            rows.append(
+                {
+                    "iteration": int(frames.frame["iteration"][last]),
+                    "walker": int(walker),
+                    "frames": len(mine),
+                    "last_step": int(frames.frame["step"][last]),
+                    "status": frames.frame["status"][last],
+                    "reason": frames.frame["reason"][last],
+                    "deviation_max": float(np.nanmax(frames.frame["deviation"][mine])),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["iteration", "walker", "frames", "last_step", "status", "reason", "deviation_max"]
+    )
+
+
+def provenance(config: dict, repository) -> dict:
+    """Versions, the configuration and the commit that produced a run."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed in this environment"
+    executable = config["reference"]["executable"]
+    cp2k = "not found"
+    if shutil.which(executable):
+        output = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+        cp2k = next((line.strip() for line in output.splitlines() if "CP2K version" in line), output.strip()[:80])
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repository), "status", "--porcelain"], capture_output=True, text=True)
+        if dirty.stdout.strip():
+            commit += " (with uncommitted changes)"
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        commit = "unknown (not a git checkout)"
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "cp2k": cp2k,
+        "config": config,
+    }
