@@ -59,7 +59,7 @@ def held_out_set(path: Path, steps=240, every=12, skip=60) -> None:
     atoms = read(REPO / "resources/structures/water_32.xyz")
     atoms.calc = Cp2kShellCalculator(check_template(REPO / "resources/cp2k/xtb.inp"), Cp2kCommand(omp_threads=2))
     thermalize_momenta(atoms, 350, rng=np.random.default_rng(2024))
-    dynamics = Langevin(atoms, 0.5 * units.fs, temperature_K=350, friction=0.01 / units.fs,
+    dynamics = Langevin(atoms, 0.5 * units.fs, temperature_K=350, friction=0.01 / units.fs, fixcm=False,
                         rng=np.random.default_rng(2025))  # fmt: skip
     frames = []
     for step in range(every, steps + 1, every):

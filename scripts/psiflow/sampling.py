@@ -85,7 +85,8 @@ def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
         return VelocityVerlet(atoms, timestep=timestep)
     if ensemble == "nvt" and settings["thermostat"] == "langevin":
         friction = settings["friction"] / units.fs
-        return Langevin(atoms, timestep=timestep, temperature_K=temperature, friction=friction, rng=rng)
+        # fixcm=True (ASE's default) does not sample NVT exactly
+        return Langevin(atoms, timestep=timestep, temperature_K=temperature, friction=friction, fixcm=False, rng=rng)
     if ensemble == "nvt":
         return NoseHooverChainNVT(atoms, timestep=timestep, temperature_K=temperature, tdamp=tdamp)
     barostat = IsotropicMTKNPT if settings["barostat"] == "isotropic" else MTKNPT
