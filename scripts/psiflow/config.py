@@ -72,6 +72,16 @@ def _check_consistency(config: dict, source: str) -> None:
             )
 
 
+def _read_input_file(path: Path, reader, what: str, key: str, source: str):
+    """`reader(path)`, or a ConfigError naming the config key when the file is missing or unreadable."""
+    if not path.is_file():
+        raise ConfigError(f"{source}: key '{key}': {what} {path} does not exist")
+    try:
+        return reader(path)
+    except Exception as error:  # ASE raises many kinds for unreadable files
+        raise ConfigError(f"{source}: key '{key}': cannot read {path}: {error}") from error
+
+
 def check_structures(system: dict, source: str) -> list:
     """Read every initial structure of `system`, refusing what cannot be simulated."""
     from ase.io import read
@@ -80,12 +90,7 @@ def check_structures(system: dict, source: str) -> list:
     for k, name in enumerate(system["structures"]):
         key = f"system.structures.{k}"
         path = Path(name)
-        if not path.is_file():
-            raise ConfigError(f"{source}: key '{key}': structure file {path} does not exist")
-        try:
-            atoms = read(path)
-        except Exception as error:  # ASE raises many kinds for unreadable files
-            raise ConfigError(f"{source}: key '{key}': cannot read {path}: {error}") from error
+        atoms = _read_input_file(path, read, "structure file", key, source)
         if len(atoms) == 0:
             raise ConfigError(f"{source}: key '{key}': {path} holds no atoms")
         if system["periodic"]:
@@ -128,12 +133,7 @@ def check_labeled_file(path, key: str, source: str):
     from psiflow.data import read_extxyz
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{source}: key '{key}': {path} does not exist")
-    try:
-        frames = read_extxyz(path)
-    except Exception as error:  # ASE raises many kinds for unreadable files
-        raise ConfigError(f"{source}: key '{key}': cannot read {path}: {error}") from error
+    frames = _read_input_file(path, read_extxyz, "labeled data", key, source)
     if len(frames) == 0:
         raise ConfigError(f"{source}: key '{key}': {path} holds no frames")
     for k in range(len(frames)):
