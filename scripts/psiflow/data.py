@@ -198,11 +198,15 @@ def _voigt_to_matrix(stress) -> np.ndarray:
 # -- HDF5 ---------------------------------------------------------------------
 
 
-def _replace_atomically(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename over `path`."""
+def replace_atomically(path, write) -> None:
+    """`write(tmp)` to a temporary file in the same folder, then rename it over `path`.
+
+    The temporary name keeps `path`'s extension, which some writers require
+    (`nequip-package` wants `.nequip.zip`, `np.savez` appends `.npz`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -223,7 +227,7 @@ def write_h5(frames: Frames, path) -> None:
                 else:
                     f.create_dataset(f"frame/{name}", data=values)
 
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
 
 
 def read_h5(path) -> Frames:
@@ -304,7 +308,7 @@ def write_extxyz(frames: Frames, path, only_labeled: bool = False) -> None:
                         row += map(_fmt, frames.atom["momenta"][atom])
                     out.write(" ".join(row) + "\n")
 
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
 
 
 def read_extxyz(path) -> Frames:

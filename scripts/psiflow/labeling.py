@@ -4,13 +4,12 @@ each finished one cached on disk so that a killed run loses nothing."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from psiflow.cp2k import Cp2kCommand, SinglePoint, persistent_single_point, single_point
-from psiflow.data import Frames
+from psiflow.data import Frames, replace_atomically
 from psiflow.execution import run_tasks
 
 
@@ -59,10 +58,10 @@ class LabelCache:
             return SinglePoint("ok", energy=float(stored["energy"]), forces=stored["forces"], stress=stress)
 
     def store(self, key: str, result: SinglePoint) -> None:
-        tmp = self.directory / f".{key}.tmp{os.getpid()}.npz"
         stress = result.stress if result.stress is not None else np.zeros(0)
-        np.savez(tmp, energy=result.energy, forces=result.forces, stress=stress)
-        os.replace(tmp, self.path(key))
+        replace_atomically(
+            self.path(key), lambda tmp: np.savez(tmp, energy=result.energy, forces=result.forces, stress=stress)
+        )
 
     def __len__(self) -> int:
         return len(list(self.directory.glob("*.npz")))

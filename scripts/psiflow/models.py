@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from ase.calculators.calculator import Calculator, all_changes
+from psiflow.data import replace_atomically
 
 MONITORED_METRIC = "val0_epoch/weighted_sum"
 
@@ -196,18 +197,19 @@ def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     checkpoint = workdir / "best.ckpt"
     if not checkpoint.exists():
         checkpoint = workdir / "last.ckpt"
-    output = Path(output).resolve()
-    tmp = output.with_name("tmp_" + output.name)
-    with open(log_path, "a") as log:
-        subprocess.run(
-            [_executable("nequip-package"), "build", str(checkpoint), str(tmp)],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
-    os.replace(tmp, output)
+
+    def package(tmp):
+        with open(log_path, "a") as log:
+            subprocess.run(
+                [_executable("nequip-package"), "build", str(checkpoint), str(tmp)],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+
+    replace_atomically(Path(output).resolve(), package)
 
 
 def train_on_dataset(
@@ -277,17 +279,18 @@ def load_calculator(path, device: str | None = None):
 
 def compile_model(package, output, device: str, log_path) -> None:
     """AOTInductor-compile a packaged model for ASE (`nequip-compile`)."""
-    output = Path(output).resolve()
-    tmp = output.with_name("tmp_" + output.name)
-    with open(log_path, "a") as log:
-        subprocess.run(
-            [_executable("nequip-compile"), str(package), str(tmp)]
-            + ["--mode", "aotinductor", "--device", device, "--target", "ase"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
-    os.replace(tmp, output)
+
+    def compile_to(tmp):
+        with open(log_path, "a") as log:
+            subprocess.run(
+                [_executable("nequip-compile"), str(package), str(tmp)]
+                + ["--mode", "aotinductor", "--device", device, "--target", "ase"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+
+    replace_atomically(Path(output).resolve(), compile_to)
 
 
 def uncertainty(energies: np.ndarray, forces: np.ndarray) -> tuple[float, float]:
