@@ -10,7 +10,8 @@ setup:
 run: setup
 	snakemake --profile profiles/local
 
-test: setup
+test:
+	bash scripts/setup.sh --slurm
 	python -m pytest
 
 lint: setup

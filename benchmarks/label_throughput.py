@@ -20,6 +20,7 @@ sys.path.append(str(REPO / "scripts"))
 
 from ase.io import read  # noqa: E402
 from psiflow.cp2k import Cp2kCommand, check_template, write_input  # noqa: E402
+from psiflow.execution import Execution  # noqa: E402
 from psiflow.labeling import label  # noqa: E402
 from psiflow.sampling import rattled_frames  # noqa: E402
 
@@ -42,7 +43,7 @@ def main():
                 frames,
                 template,
                 Cp2kCommand(),
-                args.cores,
+                Execution(cores=args.cores),
                 scratch / f"parsl_{mode}",
                 scratch / f"cache_{mode}",
                 persistent=mode == "persistent",

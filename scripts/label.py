@@ -4,6 +4,7 @@ from pathlib import Path
 
 from psiflow.cp2k import check_template
 from psiflow.data import read_h5, write_h5
+from psiflow.execution import Execution
 from psiflow.labeling import check_failures, command_from_config, label
 from psiflow.rules import rule_log
 
@@ -15,7 +16,7 @@ with rule_log(snakemake.log[0]) as log:
         read_h5(snakemake.input.selected),
         check_template(snakemake.input.template),
         command_from_config(reference),
-        snakemake.threads,
+        Execution.from_config(snakemake.config["execution"], "label", snakemake.threads),
         Path(snakemake.params.run_dir).resolve(),
         snakemake.params.cache_dir,
         persistent=reference["mode"] == "persistent",

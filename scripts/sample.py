@@ -4,6 +4,7 @@ from pathlib import Path
 
 from psiflow.config import check_structures
 from psiflow.data import read_h5, write_h5
+from psiflow.execution import Execution
 from psiflow.rules import rule_log
 from psiflow.sampling import sample
 
@@ -11,6 +12,9 @@ snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(snakemake.log[0]) as log:
     params = snakemake.params
+    # not params: where tasks run must not make Snakemake rerun the job
+    execution = snakemake.config["execution"]
+    execution = Execution.from_config(execution, "sample", snakemake.threads, execution["sample"]["cores_per_task"])
     candidates, walkers, colvars, messages = sample(
         read_h5(snakemake.input.walkers),
         check_structures(params.system, "config"),
@@ -19,8 +23,7 @@ with rule_log(snakemake.log[0]) as log:
         params.seed,
         int(snakemake.wildcards.i),
         list(snakemake.input.models),
-        snakemake.threads,
-        params.cores_per_task,
+        execution,
         params.run_dir,
     )
     for message in messages:

@@ -2,8 +2,11 @@
 # Set up everything psiflow needs on this machine; a second run installs nothing.
 #   .venv/            Python packages pinned in requirements.txt (+ the PLUMED kernel)
 #   cp2k.psmp         from the system package manager when root and missing
+#   --slurm           also SLURM and munge, for the tests' one-node cluster
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_slurm=0
+[ "${1:-}" = "--slurm" ] && with_slurm=1
 
 PYTHON=${PYTHON:-python3}
 STAMP=.venv/.psiflow-installed
@@ -22,6 +25,17 @@ if ! command -v cp2k.psmp >/dev/null; then
     echo "setup: cp2k.psmp not found on PATH. Provide it, e.g. 'conda install -c conda-forge cp2k'" >&2
     echo "       or 'module load CP2K', or run this script as root on Debian/Ubuntu." >&2
     exit 1
+  fi
+fi
+
+# -- SLURM (tests only: scripts/slurm_cluster.sh) ------------------------------------
+if [ "$with_slurm" = 1 ] && ! command -v slurmctld >/dev/null; then
+  if need_root_apt; then
+    echo "setup: installing SLURM and munge from the system packages"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge
+  else
+    echo "setup: slurm-wlm not found and not root: the SLURM tests will be skipped" >&2
   fi
 fi
 

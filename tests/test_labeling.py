@@ -13,6 +13,7 @@ from ase.io import read
 from conftest import REPO, SNAKEFILE, XTB, tiny_config, write_config
 from psiflow.cp2k import Cp2kCommand, check_template, persistent_single_point, single_point
 from psiflow.data import Frames, read_h5
+from psiflow.execution import Execution
 from psiflow.labeling import LabelCache, label
 from psiflow.sampling import rattled_frames
 
@@ -109,16 +110,16 @@ def test_label_caches_every_result_and_reuses_it(tmp_path, trajectory):
     frames = Frames.from_atoms(trajectory, iteration=1)
     frames.frame["identifier"][:] = ["a", "b", "c"]
     template = check_template(XTB)
-    first, log = label(frames, template, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    first, log = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
     assert list(first.frame["status"]) == ["ok"] * 3
     assert "0 single points from the cache, 3 to compute" in log
     assert len(LabelCache(tmp_path / "cache")) == 3
-    again, log = label(frames, template, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    again, log = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
     assert "3 single points from the cache, 0 to compute" in log
     assert again.atom["forces"].tobytes() == first.atom["forces"].tobytes()
     # another template is another result: nothing is reused
     other = template.replace("EPS_SCF 1.0E-6\n      MAX_SCF 50", "EPS_SCF 1.0E-7\n      MAX_SCF 50")
-    _, log = label(frames, other, Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    _, log = label(frames, other, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
     assert "0 single points from the cache, 3 to compute" in log
 
 
@@ -158,7 +159,9 @@ def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
 def test_rattled_frames_label_with_the_frame_identifiers(tmp_path):
     atoms = read(WATER_32)
     frames = rattled_frames([atoms], 2, 0.05, 0.0, seed=3)
-    labeled, _ = label(frames, check_template(XTB), Cp2kCommand(), 2, tmp_path / "parsl", tmp_path / "cache")
+    labeled, _ = label(
+        frames, check_template(XTB), Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache"
+    )
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "cache").glob("*.npz")) == ["b0", "b1"]
     assert np.isfinite(labeled.frame["energy"]).all()
 

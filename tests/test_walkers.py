@@ -9,6 +9,7 @@ from ase.io import read
 from conftest import REPO, WATER_8, tiny_config
 from psiflow.config import ConfigError, check_plumed_inputs, validate
 from psiflow.data import Frames, read_h5, write_h5
+from psiflow.execution import Execution
 from psiflow.models import Committee
 from psiflow.plumed import read_input
 from psiflow.sampling import run_walker, select, walker_settings
@@ -157,7 +158,7 @@ def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
     hills = []
     for iteration in (1, 2):
         candidates, walkers, colvars, log = sample(
-            walkers, images, groups, 1e9, 7, iteration, models, 2, 1, tmp_path / f"parsl_{iteration}"
+            walkers, images, groups, 1e9, 7, iteration, models, Execution(cores=2), tmp_path / f"parsl_{iteration}"
         )
         write_h5(walkers, tmp_path / "walkers.h5")  # as the rule stores the state between iterations
         walkers = read_h5(tmp_path / "walkers.h5")

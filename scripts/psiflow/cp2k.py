@@ -195,6 +195,26 @@ class Cp2kCommand:
             settings[name] = os.environ.get(name, "1")
         return settings
 
+    def hidden(self) -> list[str]:
+        """Variables CP2K must not see: inside a SLURM job step, an MPI built
+        without SLURM's PMI takes a single-rank CP2K for an srun-launched rank
+        and aborts in MPI_Init. A single rank needs no launcher, so it gets
+        no SLURM or PMI variables; with a launcher they stay (srun needs them)."""
+        if self.mpi_ranks > 1:
+            return []
+        return sorted(name for name in os.environ if name.startswith(("SLURM_", "PMI")))
+
+    def environment(self) -> dict:
+        hidden = set(self.hidden())
+        return {k: v for k, v in os.environ.items() if k not in hidden} | self.settings()
+
+    def env_command(self) -> list[str]:
+        """`env` arguments that give a shell command the same environment."""
+        argv = ["env"]
+        for name in self.hidden():
+            argv += ["-u", name]
+        return argv + [f"{k}={v}" for k, v in self.settings().items()]
+
 
 def single_point(
     atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir: str | None = None
@@ -207,7 +227,7 @@ def single_point(
             process = subprocess.run(
                 command.argv("-i", "cp2k.inp", "-o", "cp2k.out"),
                 cwd=scratch,
-                env={**os.environ, **command.settings()},
+                env=command.environment(),
                 capture_output=True,
                 text=True,
                 timeout=command.walltime_s,
@@ -264,8 +284,7 @@ class ShellSession:
         text = write_input(template, atoms, stress=stress)
         text = text.replace("&GLOBAL\n", "&GLOBAL\n  FLUSH_SHOULD_FLUSH T\n", 1)
         (self.directory / "cp2k.inp").write_text(text)
-        settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in command.settings().items())
-        start = f"cd {shlex.quote(str(self.directory))} && env {settings} {shlex.join(command.argv('-s'))}"
+        start = f"cd {shlex.quote(str(self.directory))} && {shlex.join(command.env_command() + command.argv('-s'))}"
         self.shell = Cp2kShell(start, False)
         try:
             self._ask("UNITS_AU")

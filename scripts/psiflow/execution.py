@@ -1,5 +1,6 @@
 """The execution context: Parsl runs a rule's fine-grained tasks (one per
-walker, one per single point) over the cores that the rule was given."""
+walker, one per single point) on the cores that the rule's job was given, or
+on SLURM pilot jobs that the rule submits itself."""
 
 from __future__ import annotations
 
@@ -7,43 +8,122 @@ import concurrent.futures
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]
+LABEL = "tasks"
 
 
-def local_config(workers: int, run_dir, retries: int = 0):
-    """HighThroughputExecutor with `workers` worker processes on this node."""
-    from parsl.config import Config
-    from parsl.executors import HighThroughputExecutor
-    from parsl.providers import LocalProvider
-
-    # workers import the library by module name, as the rule script does;
-    # appended (as Snakemake does) so that no script shadows a standard module
-    worker_init = f"export PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{SCRIPTS}"
-    return Config(
-        executors=[
-            HighThroughputExecutor(
-                label="local",
-                address="127.0.0.1",
-                max_workers_per_node=workers,
-                cores_per_worker=1,
-                heartbeat_period=5,
-                heartbeat_threshold=30,
-                provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=worker_init),
-            )
-        ],
-        run_dir=str(run_dir),
-        retries=retries,
-        usage_tracking=0,
-    )
+def job_cores(threads: int) -> int:
+    """The cores this job may use: Snakemake's threads, never more than the
+    CPUs SLURM (or taskset) bound the process to."""
+    cores = min(threads, len(os.sched_getaffinity(0)))
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        cores = min(cores, int(os.environ["SLURM_CPUS_PER_TASK"]))
+    return max(1, cores)
 
 
-def run_tasks(function: Callable, arguments: Iterable[tuple], workers: int, run_dir) -> Iterator[tuple[int, object]]:
+@dataclass(frozen=True)
+class Execution:
+    """Where a rule's tasks run, built from one group of the config's execution section.
+
+    provider local: `cores` of this job, `cores // cores_per_task` workers.
+    provider slurm: pilot jobs of `pilot.nodes` nodes with `pilot.cores_per_node`
+    cores each, submitted through sbatch by Parsl, at most `pilot.max_pilots`.
+    """
+
+    cores: int
+    cores_per_task: int = 1
+    provider: str = "local"
+    retries: int = 1
+    pilot: dict = field(default_factory=dict)
+    account: str | None = None
+
+    @classmethod
+    def from_config(cls, execution: dict, group: str, threads: int, cores_per_task: int = 1) -> Execution:
+        settings = execution[group]
+        return cls(
+            cores=job_cores(threads),
+            cores_per_task=cores_per_task,
+            provider=settings["provider"],
+            retries=settings["task_retries"],
+            pilot=dict(settings["pilot"]),
+            account=execution.get("account"),
+        )
+
+    def workers_per_node(self, tasks: int) -> int:
+        cores = self.pilot["cores_per_node"] if self.provider == "slurm" else self.cores
+        return max(1, min(cores // self.cores_per_task, tasks))
+
+    def worker_init(self) -> str:
+        # workers import the library by module name, as the rule script does;
+        # appended (as Snakemake does) so that no script shadows a standard module
+        lines = [f"export PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{SCRIPTS}"]
+        if self.provider == "slurm" and self.pilot["worker_init"]:
+            lines.insert(0, self.pilot["worker_init"])
+        return "\n".join(lines)
+
+    def provider_of(self):
+        if self.provider == "local":
+            from parsl.providers import LocalProvider
+
+            return LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=self.worker_init())
+        from parsl.launchers import SingleNodeLauncher, SrunLauncher
+        from parsl.providers import SlurmProvider
+
+        pilot = self.pilot
+        minutes = pilot["runtime_min"]
+        return SlurmProvider(
+            partition=pilot["partition"],
+            account=self.account,
+            nodes_per_block=pilot["nodes"],
+            cores_per_node=pilot["cores_per_node"],
+            mem_per_node=None if pilot["mem_mb"] is None else max(1, pilot["mem_mb"] // 1024),
+            init_blocks=1,
+            min_blocks=0,
+            max_blocks=pilot["max_pilots"],
+            walltime=f"{minutes // 60:02d}:{minutes % 60:02d}:00",
+            scheduler_options=pilot["scheduler_options"],
+            worker_init=self.worker_init(),
+            # share nodes with other jobs: a pilot asks only for the cores it uses
+            exclusive=False,
+            launcher=SrunLauncher() if pilot["nodes"] > 1 else SingleNodeLauncher(),
+        )
+
+    def parsl_config(self, run_dir, tasks: int):
+        from parsl.config import Config
+        from parsl.executors import HighThroughputExecutor
+
+        local = self.provider == "local"
+        address = "127.0.0.1" if local else self.pilot["address"]
+        return Config(
+            executors=[
+                HighThroughputExecutor(
+                    label=LABEL,
+                    address=address,
+                    max_workers_per_node=self.workers_per_node(tasks),
+                    cores_per_worker=1,
+                    heartbeat_period=5,
+                    heartbeat_threshold=30,
+                    provider=self.provider_of(),
+                )
+            ],
+            run_dir=str(run_dir),
+            retries=self.retries,
+            usage_tracking=0,
+        )
+
+
+def run_tasks(
+    function: Callable, arguments: Iterable[tuple], execution: Execution, run_dir
+) -> Iterator[tuple[int, object]]:
     """Run `function(*args)` for every tuple of `arguments` as Parsl tasks.
 
     Yields `(index, result)` as tasks finish, so that callers can store each
-    result at once; an exception raised by a task is yielded as the result.
+    result at once; an exception raised by a task (after its retries) is
+    yielded as the result. Parsl is shut down on every exit, also on error,
+    so no interchange, worker or pilot job outlives the rule.
     """
     import parsl
 
@@ -55,8 +135,8 @@ def run_tasks(function: Callable, arguments: Iterable[tuple], workers: int, run_
     arguments = list(arguments)
     if not arguments:
         return
-    app = parsl.python_app(function, executors=["local"])
-    with parsl.load(local_config(max(1, min(workers, len(arguments))), run_dir)):
+    app = parsl.python_app(function, executors=[LABEL])
+    with parsl.load(execution.parsl_config(Path(run_dir).resolve(), len(arguments))):
         futures = {app(*args): index for index, args in enumerate(arguments)}
         for future in concurrent.futures.as_completed(futures):
             try:

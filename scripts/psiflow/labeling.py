@@ -3,6 +3,7 @@ each finished one cached on disk so that a killed run loses nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from psiflow.cp2k import Cp2kCommand, SinglePoint, persistent_single_point, single_point
 from psiflow.data import Frames, replace_atomically
-from psiflow.execution import run_tasks
+from psiflow.execution import Execution, run_tasks
 
 
 def command_from_config(reference: dict) -> Cp2kCommand:
@@ -71,7 +72,7 @@ def label(
     frames: Frames,
     template: str,
     command: Cp2kCommand,
-    cores: int,
+    execution: Execution,
     run_dir,
     cache_dir,
     persistent: bool = True,
@@ -113,8 +114,9 @@ def label(
     scratch = Path(run_dir).resolve() / "scratch"  # CP2K's files, next to Parsl's logs
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = [(images[k], template, command, persistent, stress, str(scratch)) for k in todo]
-    workers = max(1, cores // (command.mpi_ranks * command.omp_threads))
-    for index, result in run_tasks(label_task, tasks, workers, run_dir):
+    # one worker per single point's worth of cores (MPI ranks x OpenMP threads)
+    execution = dataclasses.replace(execution, cores_per_task=command.mpi_ranks * command.omp_threads)
+    for index, result in run_tasks(label_task, tasks, execution, run_dir):
         k = todo[index]
         if isinstance(result, Exception):
             result = SinglePoint("failed", f"task error: {result!r}"[:300])

@@ -244,8 +244,7 @@ def sample(
     seed: int,
     iteration: int,
     model_paths: list[str],
-    cores: int,
-    cores_per_task: int,
+    execution,
     run_dir,
 ) -> tuple[Frames, Frames, dict, list[str]]:
     """Run every walker as a Parsl task.
@@ -270,10 +269,10 @@ def sample(
         step = int(max(walkers.frame["step"][k], 0))
         tasks.append(
             (state, k, settings[k], [str(p) for p in model_paths], iteration, step, trust_hi, seed)
-            + (cores_per_task, bias, plumed, str(run_dir / "walkers"))
+            + (execution.cores_per_task, bias, plumed, str(run_dir / "walkers"))
         )
     results, log = [None] * len(tasks), []
-    for k, result in run_tasks(run_walker, tasks, cores // cores_per_task, run_dir):
+    for k, result in run_tasks(run_walker, tasks, execution, run_dir):
         if isinstance(result, Exception):
             raise RuntimeError(f"walker {k} failed: {result!r}") from result
         results[k] = result

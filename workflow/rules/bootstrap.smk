@@ -12,6 +12,7 @@ rule bootstrap:
         "logs/bootstrap/iter_0.log",
     benchmark:
         "benchmarks/bootstrap/iter_0.tsv"
+    localrule: True
     conda:
         "../../envs/sampling.yaml"
     params:

@@ -12,9 +12,12 @@ rule evaluate:
         "logs/evaluate/iter_{i}.log",
     benchmark:
         "benchmarks/evaluate/iter_{i}.tsv"
+    retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate", config["execution"]["evaluate"]["threads"]),
     params:
         valid_fraction=config["model"]["valid_fraction"],
     message:

@@ -13,9 +13,14 @@ rule label:
         "benchmarks/label/iter_{i}.tsv"
     wildcard_constraints:
         i=CP2K_ITERATIONS,
+    retries: config["execution"]["retries"]
+    # with pilot jobs, this job only coordinates them: it runs here
+    localrule: LABEL_ON_PILOTS
     conda:
         "../../envs/cp2k.yaml"
     threads: config["execution"]["label"]["cores"]
+    resources:
+        **job_resources("label", config["execution"]["label"]["cores"]),
     params:
         reference=config["reference"],
         run_dir=lambda w: f"logs/parsl/label/iter_{w.i}",
@@ -37,9 +42,15 @@ rule isolated_atoms:
         "logs/isolated_atoms/isolated_atoms.log",
     benchmark:
         "benchmarks/isolated_atoms/isolated_atoms.tsv"
+    retries: config["execution"]["retries"]
     conda:
         "../../envs/cp2k.yaml"
     threads: config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"]
+    resources:
+        **job_resources(
+            "label",
+            config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"],
+        ),
     params:
         reference=config["reference"],
         system=config["system"],

@@ -71,9 +71,12 @@ rule compile:
         "logs/compile/member_{m}.log",
     benchmark:
         "benchmarks/compile/member_{m}.tsv"
+    retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["train"]["threads"]
+    resources:
+        **job_resources("train", config["execution"]["train"]["threads"]),
     params:
         accelerator=config["execution"]["train"]["accelerator"],
     message:

@@ -17,15 +17,17 @@ rule sample:
         "benchmarks/sample/iter_{i}.tsv"
     wildcard_constraints:
         i=r"[1-9]\d*",
+    retries: config["execution"]["retries"]
     conda:
         "../../envs/sampling.yaml"
     threads: config["execution"]["sample"]["cores"]
+    resources:
+        **job_resources("sample", config["execution"]["sample"]["cores"]),
     params:
         system=config["system"],
         walkers=config["walkers"],
         trust_hi=config["selection"]["trust_hi"],
         seed=config["seed"],
-        cores_per_task=config["execution"]["sample"]["cores_per_task"],
         run_dir=lambda w: f"logs/parsl/sample/iter_{w.i}",
     message:
         "Sample iteration {wildcards.i}: MD of every walker with the committee of iteration {wildcards.i}-1"

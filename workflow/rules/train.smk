@@ -33,9 +33,12 @@ rule train:
         "logs/train/iter_{i}_member_{m}.log",
     benchmark:
         "benchmarks/train/iter_{i}_member_{m}.tsv"
+    retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["train"]["threads"]
+    resources:
+        **job_resources("train", config["execution"]["train"]["threads"]),
     params:
         model=config["model"],
         seed=config["seed"],
