@@ -2,7 +2,7 @@
 
 from psiflow.data import read_h5, write_h5
 from psiflow.rules import rule_log
-from psiflow.sampling import rng_for, select
+from psiflow.selection import rng_for, select
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 

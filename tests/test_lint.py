@@ -59,3 +59,90 @@ def test_env_files_are_pinned_valid_match_specs(env):
         else:
             parsed = MatchSpec(dependency)
             assert parsed.version is not None, f"{env.name}: {dependency} is not pinned"
+
+
+# Which package provides a module a rule script imports, by conda or pip name.
+PROVIDERS = {
+    "ase": "ase",
+    "h5py": "h5py",
+    "jsonschema": "jsonschema",
+    "lightning": "lightning",
+    "matplotlib": "matplotlib",
+    "nequip": "nequip",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "parsl": "parsl",
+    "plumed": "py-plumed",
+    "torch": "torch",
+    "yaml": "pyyaml",
+}
+# What a rule script runs besides Python: the CP2K executable, the PLUMED
+# kernel, the C++ compiler of AOTInductor.
+RUNS = {
+    "label.py": ["cp2k"],
+    "isolated_atoms.py": ["cp2k"],
+    "sample.py": ["plumed"],
+    "compile.py": ["cxx-compiler"],
+}
+
+
+def imported_modules(script: Path, seen=None) -> set[str]:
+    """Top-level modules imported by `script` and, transitively, by the psiflow
+    modules it imports (imports inside functions included)."""
+    import ast
+
+    seen = set() if seen is None else seen
+    modules = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] != "psiflow":
+                modules.add(name.split(".")[0])
+                continue
+            path = REPO / "scripts" / (name.replace(".", "/") + ".py")
+            if path.is_file() and path not in seen:
+                seen.add(path)
+                modules |= imported_modules(path, seen)
+    return modules
+
+
+def env_packages(env: Path) -> set[str]:
+    spec = yaml.safe_load(env.read_text())
+    names = set()
+    for dependency in spec["dependencies"]:
+        if isinstance(dependency, dict):
+            names |= {re.split(r"[=<>!]", r)[0] for r in dependency["pip"]}
+        else:
+            names.add(re.split(r"[ =<>!]", dependency)[0])
+    return {name.lower().replace("_", "-") for name in names}
+
+
+def rule_scripts():
+    for path, name, body in rules():
+        env = re.search(r'conda:\n\s+"([^"]+)"', body).group(1)
+        script = re.search(r'script:\n\s+"([^"]+)"', body).group(1)
+        yield name, (path.parent / script).resolve(), (path.parent / env).resolve()
+
+
+@pytest.mark.parametrize("name, script, env", list(rule_scripts()), ids=lambda x: x if isinstance(x, str) else "")
+def test_env_provides_everything_the_rule_script_imports_and_runs(name, script, env):
+    packages = env_packages(env)
+    needed = {}
+    for module in imported_modules(script) - set(sys.stdlib_module_names) - {"snakemake"}:
+        assert module in PROVIDERS, f"{script.name} imports {module}: add its package to PROVIDERS"
+        needed[PROVIDERS[module]] = f"import {module}"
+    for package in RUNS.get(script.name, []):
+        needed[package] = "runs it"
+    missing = {package: why for package, why in needed.items() if package not in packages}
+    assert not missing, f"rule {name}: {env.name} lacks {missing}"
+
+
+def test_import_analysis_follows_the_library():
+    # sample.py reaches torch and plumed only through psiflow.sampling/models/plumed
+    modules = imported_modules(REPO / "scripts" / "sample.py")
+    assert {"torch", "nequip", "plumed", "parsl", "ase"} <= modules

@@ -7,7 +7,8 @@ from ase.calculators.emt import EMT
 from psiflow.data import Frames
 from psiflow.dataset import extend, is_validation, split
 from psiflow.models import uncertainty
-from psiflow.sampling import initial_walkers, rattled_frames, select, walker_settings
+from psiflow.sampling import initial_walkers, rattled_frames, walker_settings
+from psiflow.selection import select
 
 
 def candidates(deviations, statuses=None, walkers=None):

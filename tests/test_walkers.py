@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from ase.io import read
 from conftest import REPO, WATER_8, tiny_config
-from psiflow.config import ConfigError, check_plumed_inputs, validate
+from psiflow.config import ConfigError, validate
 from psiflow.data import Frames, read_h5, write_h5
 from psiflow.execution import Execution
 from psiflow.models import Committee
-from psiflow.plumed import read_input
-from psiflow.sampling import run_walker, select, walker_settings
+from psiflow.plumed import check_plumed_inputs, read_input
+from psiflow.sampling import run_walker, walker_settings
+from psiflow.selection import select
 
 pytestmark = pytest.mark.pipeline
 METAD = REPO / "resources/plumed/metad_distance.dat"

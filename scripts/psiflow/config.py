@@ -116,18 +116,6 @@ def load(path) -> dict:
         return yaml.safe_load(f) or {}
 
 
-def check_plumed_inputs(config: dict, images: list, source: str) -> None:
-    """Every walker group's PLUMED input, parsed by the PLUMED kernel."""
-    from psiflow.plumed import PlumedInputError, check_input
-
-    for k, walker in enumerate(config["walkers"]):
-        if walker["plumed"]:
-            try:
-                check_input(walker["plumed"], len(images[walker["structure"]]), walker["timestep"])
-            except PlumedInputError as error:
-                raise ConfigError(f"{source}: key 'walkers.{k}.plumed': {error}") from error
-
-
 def check_labeled_file(path, key: str, source: str):
     """An extxyz of reference data: every frame needs an energy and forces."""
     from psiflow.data import read_extxyz

@@ -57,3 +57,15 @@ def check_input(path, n_atoms: int, timestep_fs: float = 0.5) -> list[str]:
             kernel.finalize()
             os.chdir(previous)
     return lines
+
+
+def check_plumed_inputs(config: dict, images: list, source: str) -> None:
+    """Every walker group's PLUMED input, parsed by the PLUMED kernel."""
+    from psiflow.config import ConfigError
+
+    for k, walker in enumerate(config["walkers"]):
+        if walker["plumed"]:
+            try:
+                check_input(walker["plumed"], len(images[walker["structure"]]), walker["timestep"])
+            except PlumedInputError as error:
+                raise ConfigError(f"{source}: key 'walkers.{k}.plumed': {error}") from error
