@@ -1,6 +1,7 @@
 """Bad input is refused before any compute, naming the file and the key."""
 
 import copy
+from pathlib import Path
 
 import pytest
 from conftest import REPO, snakemake, tiny_config, write_config
@@ -66,21 +67,86 @@ def test_overlapping_atoms(tmp_path):
         check_structures({"structures": [str(path)], "periodic": False}, "my.yaml")
 
 
-@pytest.mark.parametrize(
-    "edit, words",
-    [
-        (lambda c, tmp: c["model"].update(r_max="big"), "key 'model.r_max'"),
-        (lambda c, tmp: c["system"].update(structures=[str(tmp / "gone.xyz")]), "does not exist"),
-        (lambda c, tmp: c["reference"].update(input=str(tmp / "gone.inp")), "reference.input"),
-    ],
-)
-def test_snakemake_stops_before_any_job(tmp_path, edit, words):
-    config = tiny_config()
+def written(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+H2S = "3\n\nS 0 0 0\nH 1.34 0 0\nH -0.03 1.34 0\n"
+PLUMED_TYPO = "UNITS LENGTH=A\nd: DISTANCE ATOMS=1,2\nrestraint: RESTRAINTT ARG=d AT=1.0 KAPPA=10\n"
+UNBALANCED = "&FORCE_EVAL\n  METHOD Quickstep\n  &DFT\n  &END XC\n&END FORCE_EVAL\n"
+TEST_SET_WITH_CARBON = '1\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="F F F"\nC 0 0 0 0 0 0\n'
+
+# Every kind of bad input, through the real entry point: (edit, what the message must say).
+BAD_INPUTS = {
+    "mistyped value": (lambda c, tmp: c["model"].update(r_max="big"), "key 'model.r_max'"),
+    "unknown key": (lambda c, tmp: c["selection"].update(trust_low=0.1), "key 'selection': unknown key"),
+    "negative temperature": (
+        lambda c, tmp: c["walkers"][0].update(temperature=-300),
+        "key 'walkers.0.temperature'",
+    ),
+    "thresholds in the wrong order": (
+        lambda c, tmp: c["selection"].update(trust_lo=2.0, trust_hi=1.0),
+        "key 'selection.trust_lo' (2.0) must be below",
+    ),
+    "missing structure file": (
+        lambda c, tmp: c["system"].update(structures=[str(tmp / "gone.xyz")]),
+        "key 'system.structures.0': structure file",
+    ),
+    "unreadable structure file": (
+        lambda c, tmp: c["system"].update(structures=[written(tmp, "junk.xyz", "not\nan xyz file\n")]),
+        "key 'system.structures.0': cannot read",
+    ),
+    "empty structure": (
+        lambda c, tmp: c["system"].update(structures=[written(tmp, "empty.xyz", "0\n\n")]),
+        "holds no atoms",
+    ),
+    "overlapping atoms": (
+        lambda c, tmp: c["system"].update(
+            structures=[written(tmp, "overlap.xyz", "2\n\nH 0 0 0\nH 0.1 0 0\n")], periodic=False
+        ),
+        "overlapping",
+    ),
+    "periodic walker without a cell": (
+        lambda c, tmp: c["system"].update(structures=[written(tmp, "molecule.xyz", H2S)], periodic=True),
+        "has no cell, but system.periodic is true",
+    ),
+    "element without a &KIND in the template": (
+        lambda c, tmp: (
+            c["system"].update(structures=[written(tmp, "h2s.xyz", H2S)], periodic=False),
+            c["walkers"][0].update(ensemble="nvt"),
+            c["reference"].update(input=str(REPO / "resources/cp2k/pbe_d3.inp")),
+        ),
+        "has no &KIND for S of system.structures",
+    ),
+    "test set element the model never sees": (
+        lambda c, tmp: c["evaluation"].update(test_set=written(tmp, "test.xyz", TEST_SET_WITH_CARBON)),
+        "key 'evaluation.test_set': holds C",
+    ),
+    "missing CP2K template": (
+        lambda c, tmp: c["reference"].update(input=str(tmp / "gone.inp")),
+        "CP2K input template not found (config key reference.input)",
+    ),
+    "CP2K template that does not parse": (
+        lambda c, tmp: c["reference"].update(input=written(tmp, "bad.inp", UNBALANCED)),
+        "bad.inp:4: '&END XC' closes &DFT",
+    ),
+    "PLUMED input the kernel rejects": (
+        lambda c, tmp: c["walkers"][0].update(plumed=written(tmp, "typo.dat", PLUMED_TYPO)),
+        "key 'walkers.0.plumed'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_snakemake_refuses_bad_input_before_any_job(tmp_path, case):
+    edit, words = BAD_INPUTS[case]
+    config = tiny_config(evaluation={})
     edit(config, tmp_path)
     write_config(tmp_path, config)
     process = snakemake(tmp_path, "--cores", "1", check=False)
     assert process.returncode != 0
     output = process.stdout + process.stderr
-    assert "bad input, nothing was run" in output and words in output
-    assert str(tmp_path / "config.yaml") in output or "reference.input" in words
-    assert not (tmp_path / "results").exists()
+    assert "bad input, nothing was run" in output and words in output, output[-2000:]
+    assert str(tmp_path / "config.yaml") in output or "config key reference.input" in words or ".inp:" in words
+    assert not (tmp_path / "results").exists() and not list(tmp_path.glob("logs/*"))

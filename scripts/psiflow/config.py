@@ -3,6 +3,7 @@ before any compute. Every error names the config file and the key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -129,3 +130,39 @@ def check_labeled_file(path, key: str, source: str):
         if not np.isfinite(frames.frame["energy"][k]) or not np.isfinite(frames.atom["forces"][sl]).all():
             raise ConfigError(f"{source}: key '{key}': frame {k} of {path} has no energy or no forces")
     return frames
+
+
+def template_elements(template: str) -> set[str]:
+    """The elements of a CP2K template's &KIND sections (ELEMENT, else the label's letters)."""
+    elements = set()
+    for label, body in re.findall(r"^\s*&KIND\s+(\S+)(.*?)^\s*&END", template, flags=re.M | re.S | re.I):
+        element = re.search(r"^\s*ELEMENT\s+(\w+)", body, flags=re.M | re.I)
+        name = element.group(1) if element else re.match(r"[A-Za-z]+", label).group(0)
+        elements.add(name.capitalize())
+    return elements
+
+
+def check_elements(
+    images: list, template: str, template_path, initial_data=None, test_set=None, source: str = "config"
+) -> None:
+    """Every element of the system has a &KIND in a template that uses kinds (DFT;
+    xTB needs none), and the test set holds no element that no training data holds."""
+    elements = {symbol for atoms in images for symbol in atoms.get_chemical_symbols()}
+    kinds = template_elements(template)
+    if kinds and elements - kinds:
+        raise ConfigError(
+            f"{source}: key 'reference.input': {template_path} has no &KIND for "
+            f"{', '.join(sorted(elements - kinds))} of system.structures"
+        )
+    trained = elements | (_symbols(initial_data) if initial_data is not None else set())
+    if test_set is not None and _symbols(test_set) - trained:
+        raise ConfigError(
+            f"{source}: key 'evaluation.test_set': holds {', '.join(sorted(_symbols(test_set) - trained))}, "
+            "which no training data holds (system.structures, bootstrap.initial_data): the model cannot predict it"
+        )
+
+
+def _symbols(frames) -> set[str]:
+    from ase.data import chemical_symbols
+
+    return {chemical_symbols[z] for z in np.unique(frames.atom["numbers"])}
