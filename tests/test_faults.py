@@ -1,0 +1,147 @@
+"""Faults a long run meets, injected into real runs: the Snakemake process
+killed during training, a Parsl worker killed mid-task, a second run on the
+same directory. (Killed during labeling: test_labeling; a SLURM job that
+fails: test_slurm.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from ase.io import read
+from conftest import REPO, SNAKEFILE, XTB, tiny_config, write_config
+from psiflow.cp2k import Cp2kCommand, check_template
+from psiflow.data import read_h5
+from psiflow.execution import Execution
+from psiflow.labeling import label
+from psiflow.sampling import rattled_frames
+
+WATER_32 = REPO / "resources" / "structures" / "water_32.xyz"
+
+
+def snakemake_command(workdir: Path, *args) -> list[str]:
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
+    return command + ["--configfile", str(workdir / "config.yaml"), *args]
+
+
+def environment() -> dict:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_killed_during_training_resumes_without_retraining_finished_members(tmp_path):
+    config = tiny_config()
+    config["model"].update(max_epochs=30, patience=100)  # long enough for the kill to land mid-training
+    write_config(tmp_path, config)
+    target = "results/iter_0/metrics.csv"
+    members = [tmp_path / f"results/iter_0/models/member_{m}/model.nequip.zip" for m in (0, 1)]
+    # one core: the members train one after the other
+    command = snakemake_command(tmp_path, "--cores", "1", target)
+    process = subprocess.Popen(
+        command, env=environment(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    training = [tmp_path / f"results/iter_0/models/member_{m}/training" for m in (0, 1)]
+    wait_for(lambda: any(p.exists() for p in members), 600, "the first trained member")
+    first = next(m for m in (0, 1) if members[m].exists())
+    second = 1 - first
+    wait_for(lambda: training[second].exists(), 120, "the second member's training")
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not members[second].exists(), "the kill must land while the second member trains"
+    finished = members[first].stat().st_mtime_ns
+    first_log = (tmp_path / f"logs/train/iter_0_member_{first}.log").read_text()
+
+    refused = subprocess.run(command, env=environment(), capture_output=True, text=True)
+    assert refused.returncode != 0 and "--unlock" in refused.stdout + refused.stderr
+    subprocess.run([*command, "--unlock"], env=environment(), check=True, capture_output=True)
+    rerun = subprocess.run([*command, "--rerun-incomplete"], env=environment(), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    output = rerun.stdout + rerun.stderr
+    assert f"Train iteration 0, committee member {second}" in output
+    assert f"Train iteration 0, committee member {first}" not in output
+    assert "Label iteration 0" not in output
+    assert members[first].stat().st_mtime_ns == finished
+    assert (tmp_path / f"logs/train/iter_0_member_{first}.log").read_text() == first_log
+    assert members[second].exists()
+    # nothing left corrupt: every HDF5 file reads and passes its checks
+    stores = sorted((tmp_path / "results").rglob("*.h5"))
+    assert len(stores) >= 3
+    for store in stores:
+        assert len(read_h5(store)) > 0
+
+
+def worker_of(process: psutil.Process) -> psutil.Process | None:
+    """The Parsl worker (a Python process) that started `process`."""
+    for parent in process.parents():
+        if parent.name().startswith("python"):
+            return parent
+    return None
+
+
+def test_parsl_worker_killed_mid_task_is_retried(tmp_path):
+    frames = rattled_frames([read(WATER_32)], 4, 0.05, 0.0, seed=5)
+    cache = tmp_path / "cache"
+    result = {}
+
+    def run():
+        result["labeled"], result["log"] = label(
+            frames, check_template(XTB), Cp2kCommand(), Execution(cores=1, retries=1), tmp_path / "parsl", cache
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: len(list(cache.glob("*.npz"))) >= 1 if cache.exists() else False, 300, "the first single point")
+    killed = None
+    deadline = time.time() + 60
+    while killed is None and time.time() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                # the persistent CP2K shell of this test's worker
+                if process.info["cmdline"][:2] != ["cp2k.psmp", "-s"] or str(tmp_path) not in process.cwd():
+                    continue
+                worker = worker_of(process)
+                worker.kill()
+                process.kill()
+                killed = worker.pid
+                break
+            except (psutil.Error, TypeError, AttributeError):
+                continue
+        time.sleep(0.1)
+    done_at_kill = len(list(cache.glob("*.npz")))
+    thread.join(timeout=600)
+    assert killed is not None and done_at_kill < len(frames), "the kill must land mid-labeling"
+    labeled = result["labeled"]
+    assert list(labeled.frame["status"]) == ["ok"] * len(frames), result["log"]
+    assert len(list(cache.glob("*.npz"))) == len(frames)
+
+
+def test_second_run_on_the_same_directory_is_refused(tmp_path):
+    write_config(tmp_path, tiny_config())
+    target = "results/iter_0/labeled.h5"
+    first = subprocess.Popen(
+        snakemake_command(tmp_path, "--cores", "1", target),
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(lambda: list(tmp_path.glob(".snakemake/locks/*")), 120, "the first run's lock")
+    second = subprocess.run(
+        snakemake_command(tmp_path, "--cores", "1", target), env=environment(), capture_output=True, text=True
+    )
+    assert second.returncode != 0
+    assert "Directory cannot be locked" in second.stdout + second.stderr
+    output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output[-3000:]
+    assert set(read_h5(tmp_path / target).frame["status"]) == {"ok"}
