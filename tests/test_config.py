@@ -83,7 +83,7 @@ BAD_INPUTS = {
     "unknown key": (lambda c, tmp: c["selection"].update(trust_low=0.1), "key 'selection': unknown key"),
     "negative temperature": (
         lambda c, tmp: c["walkers"][0].update(temperature=-300),
-        "key 'walkers.0.temperature'",
+        "key 'walkers.0.temperature': -300 is less than or equal to the minimum of 0",
     ),
     "thresholds in the wrong order": (
         lambda c, tmp: c["selection"].update(trust_lo=2.0, trust_hi=1.0),

@@ -43,9 +43,9 @@ def validate(config: dict, source: str) -> dict:
     """
     schema = yaml.safe_load(SCHEMA.read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        error = errors[0]
+    # the most specific error: for "a number or a list" that is the number's bound
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
         if error.validator == "additionalProperties":
             message = f"unknown key: {error.message}"
         else:
