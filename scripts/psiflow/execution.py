@@ -15,6 +15,21 @@ SCRIPTS = Path(__file__).resolve().parents[1]
 LABEL = "tasks"
 
 
+def job_resources(execution: dict, group: str, cpus: int) -> dict:
+    """Snakemake resources of a job from config execution.<group>, named as
+    snakemake-executor-plugin-slurm reads them; local runs use cpus and mem_mb."""
+    settings = execution[group]
+    resources = {"cpus_per_task": cpus, "mem_mb": settings["mem_mb"], "runtime": settings["runtime_min"]}
+    optional = {
+        "slurm_partition": settings["partition"],
+        "slurm_account": execution["account"],
+        "slurm_extra": settings["slurm_extra"],
+        "gpu": settings.get("gpus"),
+    }
+    resources.update({key: value for key, value in optional.items() if value})
+    return resources
+
+
 def job_cores(threads: int) -> int:
     """The cores this job may use: Snakemake's threads, never more than the
     CPUs SLURM (or taskset) bound the process to."""

@@ -81,22 +81,7 @@ def final_model_files():
 
 
 def job_resources(group, cpus):
-    """Resources of a job from config execution.<group>, in the names of
-    snakemake-executor-plugin-slurm; local runs use cpus and mem_mb only."""
-    settings = config["execution"][group]
-    resources = {
-        "cpus_per_task": cpus,
-        "mem_mb": settings["mem_mb"],
-        "runtime": settings["runtime_min"],
-    }
-    optional = {
-        "slurm_partition": settings["partition"],
-        "slurm_account": config["execution"]["account"],
-        "slurm_extra": settings["slurm_extra"],
-        "gpu": settings.get("gpus"),
-    }
-    resources.update({key: value for key, value in optional.items() if value})
-    return resources
+    return psiflow.execution.job_resources(config["execution"], group, cpus)
 
 
 # the label job only drives Parsl when its single points run on pilot jobs
