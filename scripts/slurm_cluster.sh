@@ -71,7 +71,7 @@ start() {
 
   cat >"$state/slurm.conf" <<EOF
 ClusterName=psiflow-test
-SlurmctldHost=$(hostname)
+SlurmctldHost=$(hostname)(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -104,7 +104,7 @@ JobAcctGatherType=jobacct_gather/none
 # one line per finished job: the job records the tests read
 JobCompType=jobcomp/filetxt
 JobCompLoc=$state/jobcomp.log
-NodeName=$(hostname) CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
+NodeName=$(hostname) NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   ln -sfn "$state/slurm.conf" "$SYSTEM_CONF"
