@@ -58,7 +58,7 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
     job = {"mem_mb": 1000, "runtime_min": 30}
     config["execution"] = {
         "retries": 1,
-        "sample": {"cores": 2, **job},
+        "sample": {"provider": "slurm", "pilot": {"cores_per_node": 2, "runtime_min": 10}},
         "label": {"provider": "slurm", "pilot": {"cores_per_node": 2, "runtime_min": 10}},
         "train": {"threads": 1, **job},
         "evaluate": {"threads": 2, **job},
@@ -103,7 +103,7 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
 
     # every other Snakemake job went through sbatch with the config's resources, once
     completed = {rule_of[j] for j in rule_of if records[j]["JobState"] == "COMPLETED"}
-    expected = {"rule_isolated_atoms", "rule_sample/1", "rule_evaluate/0", "rule_evaluate/1"}
+    expected = {"rule_isolated_atoms", "rule_evaluate/0", "rule_evaluate/1"}
     expected |= {f"rule_train/{i}_{m}" for i in (0, 1) for m in (0, 1)}
     assert completed == expected
     for j, rule in rule_of.items():
@@ -111,11 +111,13 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
             assert records[j]["ProcCnt"] == "1" and "mem=1000M" in records[j]["Tres"]
             assert records[j]["TimeLimit"] == "30"
 
-    # labeling ran on Parsl pilot jobs (2 cores each), one per label step, none left behind
+    # walkers and single points ran on Parsl pilot jobs (2 cores each), one per sample or
+    # label step, submitted from the Snakemake process; none is left behind
     pilots = [r for r in records.values() if r["Name"].startswith("parsl.")]
-    assert len(pilots) == 2 and all(r["ProcCnt"] == "2" for r in pilots)
-    assert not (tmp_path / "logs/slurm/rule_label").exists()
-    assert list((tmp_path / "logs/parsl/label/iter_1").glob("*/submit_scripts/parsl.tasks.block-*.stdout"))
+    assert len(pilots) == 3 and all(r["ProcCnt"] == "2" for r in pilots)
+    assert not (tmp_path / "logs/slurm/rule_label").exists() and not (tmp_path / "logs/slurm/rule_sample").exists()
+    for step in ("label/iter_1", "sample/iter_1"):
+        assert list((tmp_path / f"logs/parsl/{step}").glob("*/submit_scripts/parsl.tasks.block-*.stdout"))
     assert squeue("%i") == []
     for i in (0, 1):
         labeled = read_h5(tmp_path / f"results/iter_{i}/labeled.h5")

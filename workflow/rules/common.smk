@@ -84,5 +84,7 @@ def job_resources(group, cpus):
     return psiflow.execution.job_resources(config["execution"], group, cpus)
 
 
-# the label job only drives Parsl when its single points run on pilot jobs
-LABEL_ON_PILOTS = config["execution"]["label"]["provider"] == "slurm"
+def on_pilots(group):
+    """Whether the tasks of execution.<group> run on pilot jobs: the job
+    then only coordinates them and runs in the Snakemake process."""
+    return config["execution"][group]["provider"] == "slurm"

@@ -14,8 +14,7 @@ rule label:
     wildcard_constraints:
         i=CP2K_ITERATIONS,
     retries: config["execution"]["retries"]
-    # with pilot jobs, this job only coordinates them: it runs here
-    localrule: LABEL_ON_PILOTS
+    localrule: on_pilots("label")
     conda:
         "../../envs/cp2k.yaml"
     threads: config["execution"]["label"]["cores"]

@@ -18,6 +18,7 @@ rule sample:
     wildcard_constraints:
         i=r"[1-9]\d*",
     retries: config["execution"]["retries"]
+    localrule: on_pilots("sample")
     conda:
         "../../envs/sampling.yaml"
     threads: config["execution"]["sample"]["cores"]
