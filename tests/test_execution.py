@@ -96,3 +96,13 @@ def test_task_errors_are_data_and_parsl_shuts_down_when_the_caller_fails(tmp_pat
             raise RuntimeError(f"the caller fails on {result}")
     psutil.wait_procs(parsl_processes(), timeout=15)
     assert parsl_processes() == []
+
+
+def test_mpi_tasks_get_one_slurm_task_per_rank_on_their_pilots():
+    pilot = execution_config()["label"]["pilot"] | {"cores_per_node": 64}
+    execution = Execution(cores=1, cores_per_task=16, ranks_per_task=8, provider="slurm", pilot=pilot)
+    config = execution.parsl_config("/tmp/run", tasks=100)
+    provider = config.executors[0].provider
+    # 4 single points of 8 ranks x 2 threads: 32 SLURM tasks of 2 CPUs per node
+    assert config.executors[0].max_workers_per_node == 4 and provider.cores_per_node is None
+    assert "#SBATCH --ntasks-per-node=32\n#SBATCH --cpus-per-task=2\n" in provider.scheduler_options

@@ -1,6 +1,7 @@
 """The pipeline on a real one-node SLURM cluster (scripts/slurm_cluster.sh):
-jobs go through sbatch via profiles/slurm, the label step's Parsl context
-submits its own pilot jobs, and a cancelled job is retried by Snakemake."""
+jobs go through sbatch via profiles/slurm, the sample and label steps' Parsl
+context submits its own pilot jobs, a cancelled job is retried by Snakemake,
+and MPI single points run inside a pilot."""
 
 import os
 import re
@@ -10,9 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from ase.io import read
 from conftest import REPO, SNAKEFILE, tiny_config, write_config
+from psiflow.config import validate
+from psiflow.cp2k import Cp2kCommand, check_template, single_point
 from psiflow.data import read_h5
+from psiflow.execution import Execution
+from psiflow.labeling import label
+from psiflow.sampling import rattled_frames
 
 CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
 
@@ -123,3 +131,26 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
         labeled = read_h5(tmp_path / f"results/iter_{i}/labeled.h5")
         assert len(labeled) > 0 and set(labeled.frame["status"]) == {"ok"}
     assert (tmp_path / "results/summary/metrics.csv").exists()
+
+
+def test_mpi_single_points_run_on_a_pilot_job_with_one_slurm_task_per_rank(slurm, tmp_path):
+    frames = rattled_frames([read(REPO / "resources/structures/water_8.xyz")], 4, 0.05, 0.0, seed=5)
+    template = check_template(REPO / "resources/cp2k/xtb.inp")
+    pilot = validate(tiny_config(), "tiny.yaml")["execution"]["label"]["pilot"]
+    pilot.update(cores_per_node=4, runtime_min=10)
+    # two single points of 2 MPI ranks at once on a 4-core pilot
+    command = Cp2kCommand(mpi_ranks=2, launcher="mpirun --bind-to none -np {ranks}")
+    execution = Execution(cores=1, provider="slurm", pilot=pilot)
+    before = set(job_records(slurm))
+    labeled, log = label(frames, template, command, execution, tmp_path / "parsl", tmp_path / "cache")
+    assert list(labeled.frame["status"]) == ["ok"] * 4, log
+    outputs = list((tmp_path / "parsl/scratch").glob("*/cp2k.out"))
+    assert outputs and all(re.search(r"message passing processes\s+2\n", p.read_text()) for p in outputs)
+    direct = single_point(frames.to_atoms(0), template, Cp2kCommand())
+    assert abs(labeled.frame["energy"][0] - direct.energy) < 1e-5
+    assert np.abs(labeled.atom["forces"][labeled.atoms_of(0)] - direct.forces).max() < 1e-4
+    wait = time.time() + 30
+    while not set(job_records(slurm)) - before and time.time() < wait:
+        time.sleep(0.5)  # the pilot's record is written when Parsl has cancelled it
+    (pilot_record,) = [job_records(slurm)[j] for j in set(job_records(slurm)) - before]
+    assert pilot_record["Name"].startswith("parsl.") and pilot_record["ProcCnt"] == "4"

@@ -50,6 +50,7 @@ class Execution:
 
     cores: int
     cores_per_task: int = 1
+    ranks_per_task: int = 1
     provider: str = "local"
     retries: int = 1
     pilot: dict = field(default_factory=dict)
@@ -89,17 +90,25 @@ class Execution:
 
         pilot = self.pilot
         minutes = pilot["runtime_min"]
+        options, cores_per_node = pilot["scheduler_options"], pilot["cores_per_node"]
+        if self.ranks_per_task > 1:
+            # MPI tasks: the pilot holds one SLURM task per rank, so that the
+            # launcher (srun or mpirun) inside it finds the ranks; Parsl's own
+            # --cpus-per-task (all cores in one SLURM task) is then left out
+            threads = max(1, self.cores_per_task // self.ranks_per_task)
+            options += f"\n#SBATCH --ntasks-per-node={cores_per_node // threads}\n#SBATCH --cpus-per-task={threads}\n"
+            cores_per_node = None
         return SlurmProvider(
             partition=pilot["partition"],
             account=self.account,
             nodes_per_block=pilot["nodes"],
-            cores_per_node=pilot["cores_per_node"],
+            cores_per_node=cores_per_node,
             mem_per_node=None if pilot["mem_mb"] is None else max(1, pilot["mem_mb"] // 1024),
             init_blocks=1,
             min_blocks=0,
             max_blocks=pilot["max_pilots"],
             walltime=f"{minutes // 60:02d}:{minutes % 60:02d}:00",
-            scheduler_options=pilot["scheduler_options"],
+            scheduler_options=options,
             worker_init=self.worker_init(),
             # share nodes with other jobs: a pilot asks only for the cores it uses
             exclusive=False,

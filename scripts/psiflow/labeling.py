@@ -115,7 +115,9 @@ def label(
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = [(images[k], template, command, persistent, stress, str(scratch)) for k in todo]
     # one worker per single point's worth of cores (MPI ranks x OpenMP threads)
-    execution = dataclasses.replace(execution, cores_per_task=command.mpi_ranks * command.omp_threads)
+    execution = dataclasses.replace(
+        execution, cores_per_task=command.mpi_ranks * command.omp_threads, ranks_per_task=command.mpi_ranks
+    )
     for index, result in run_tasks(label_task, tasks, execution, run_dir):
         k = todo[index]
         if isinstance(result, Exception):
