@@ -18,8 +18,9 @@ from conftest import REPO, SNAKEFILE, tiny_config, write_config
 from psiflow.config import validate
 from psiflow.cp2k import Cp2kCommand, check_template, single_point
 from psiflow.data import read_h5
-from psiflow.execution import Execution
+from psiflow.execution import Execution, run_tasks
 from psiflow.labeling import label
+from psiflow.plumed import read_input
 from psiflow.sampling import rattled_frames
 
 CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
@@ -154,3 +155,16 @@ def test_mpi_single_points_run_on_a_pilot_job_with_one_slurm_task_per_rank(slurm
         time.sleep(0.5)  # the pilot's record is written when Parsl has cancelled it
     (pilot_record,) = [job_records(slurm)[j] for j in set(job_records(slurm)) - before]
     assert pilot_record["Name"].startswith("parsl.") and pilot_record["ProcCnt"] == "4"
+
+
+def test_pilot_jobs_are_cancelled_when_the_step_fails(slurm, tmp_path):
+    pilot = validate(tiny_config(), "tiny.yaml")["execution"]["label"]["pilot"] | {"runtime_min": 10}
+    inputs = [(p,) for p in sorted((REPO / "resources/plumed").glob("*.dat"))]
+    with pytest.raises(RuntimeError, match="the step fails"):
+        for _ in run_tasks(read_input, inputs, Execution(cores=1, provider="slurm", pilot=pilot), tmp_path):
+            assert squeue("%j")  # a pilot job runs the tasks
+            raise RuntimeError("the step fails after its first result")
+    wait = time.time() + 30
+    while squeue("%i") and time.time() < wait:
+        time.sleep(0.5)
+    assert squeue("%i") == []
