@@ -154,15 +154,10 @@ def check_elements(
             f"{source}: key 'reference.input': {template_path} has no &KIND for "
             f"{', '.join(sorted(elements - kinds))} of system.structures"
         )
-    trained = elements | (_symbols(initial_data) if initial_data is not None else set())
-    if test_set is not None and _symbols(test_set) - trained:
+    trained = elements | set(initial_data.symbols() if initial_data is not None else [])
+    unseen = set(test_set.symbols() if test_set is not None else []) - trained
+    if unseen:
         raise ConfigError(
-            f"{source}: key 'evaluation.test_set': holds {', '.join(sorted(_symbols(test_set) - trained))}, "
+            f"{source}: key 'evaluation.test_set': holds {', '.join(sorted(unseen))}, "
             "which no training data holds (system.structures, bootstrap.initial_data): the model cannot predict it"
         )
-
-
-def _symbols(frames) -> set[str]:
-    from ase.data import chemical_symbols
-
-    return {chemical_symbols[z] for z in np.unique(frames.atom["numbers"])}

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import chemical_symbols
 
 SCHEMA_VERSION = 1
 
@@ -185,6 +186,10 @@ class Frames:
 
     def to_atoms_list(self) -> list[Atoms]:
         return [self.to_atoms(k) for k in range(len(self))]
+
+    def symbols(self) -> list[str]:
+        """The chemical symbols of the elements in these frames, sorted."""
+        return sorted({chemical_symbols[z] for z in np.unique(self.atom["numbers"])})
 
 
 def _voigt_to_matrix(stress) -> np.ndarray:

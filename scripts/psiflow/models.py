@@ -230,7 +230,6 @@ def train_on_dataset(
     With `resample_seed`, the member sees a resample with replacement of the
     training frames (a bootstrap committee).
     """
-    from ase.data import chemical_symbols
     from psiflow.data import read_h5, write_extxyz
     from psiflow.dataset import split
 
@@ -242,7 +241,7 @@ def train_on_dataset(
     if resample_seed is not None:
         rng = np.random.default_rng(resample_seed)
         train = train.take(rng.integers(0, len(train), len(train)))
-    symbols = sorted({chemical_symbols[z] for z in dataset.atom["numbers"]})
+    symbols = dataset.symbols()
     data_dir = workdir.parent / "data"  # beside the training folder, which a rerun wipes
     write_extxyz(train, data_dir / "train.xyz")
     write_extxyz(valid, data_dir / "valid.xyz")
