@@ -13,8 +13,7 @@ snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(snakemake.log[0]) as log:
     params = snakemake.params
     # not params: where tasks run must not make Snakemake rerun the job
-    execution = snakemake.config["execution"]
-    execution = Execution.from_config(execution, "sample", snakemake.threads, execution["sample"]["cores_per_task"])
+    execution = Execution.from_config(snakemake.config["execution"], "sample", snakemake.threads)
     candidates, walkers, colvars, messages = sample(
         read_h5(snakemake.input.walkers),
         check_structures(params.system, "config"),

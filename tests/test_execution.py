@@ -1,6 +1,7 @@
 """The execution context: job resources from the config, Parsl configurations
 for the local and SLURM providers, and a clean shutdown on error."""
 
+import dataclasses
 import os
 
 import psutil
@@ -53,6 +54,9 @@ def test_local_provider_uses_the_job_cores():
     executor = config.executors[0]
     assert type(executor.provider).__name__ == "LocalProvider" and executor.max_workers_per_node == 4
     assert config.retries == 1
+    # a sample job's workers follow execution.sample.cores_per_task
+    sample = Execution.from_config(execution_config(sample={"cores": 4, "cores_per_task": 2}), "sample", threads=1)
+    assert sample.cores_per_task == 2
 
 
 def test_slurm_provider_submits_pilots_as_configured():
@@ -63,7 +67,8 @@ def test_slurm_provider_submits_pilots_as_configured():
                          "partition": "cpu", "scheduler_options": "#SBATCH --qos=high",
                          "worker_init": "module load CP2K"}},
     )  # fmt: skip
-    execution = Execution.from_config(settings, "label", threads=1, cores_per_task=8)
+    # labeling sets a single point's cores from reference.mpi_ranks x omp_threads
+    execution = dataclasses.replace(Execution.from_config(settings, "label", threads=1), cores_per_task=8)
     config = execution.parsl_config("/tmp/run", tasks=1000)
     provider = config.executors[0].provider
     assert type(provider).__name__ == "SlurmProvider"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1]
-LABEL = "tasks"
+EXECUTOR = "tasks"
 
 
 def job_resources(execution: dict, group: str, cpus: int) -> dict:
@@ -57,11 +57,12 @@ class Execution:
     account: str | None = None
 
     @classmethod
-    def from_config(cls, execution: dict, group: str, threads: int, cores_per_task: int = 1) -> Execution:
+    def from_config(cls, execution: dict, group: str, threads: int) -> Execution:
         settings = execution[group]
         return cls(
             cores=job_cores(threads),
-            cores_per_task=cores_per_task,
+            # label has none: a single point's cores follow from reference (see labeling.label)
+            cores_per_task=settings.get("cores_per_task", 1),
             provider=settings["provider"],
             retries=settings["task_retries"],
             pilot=dict(settings["pilot"]),
@@ -124,7 +125,7 @@ class Execution:
         return Config(
             executors=[
                 HighThroughputExecutor(
-                    label=LABEL,
+                    label=EXECUTOR,
                     address=address,
                     max_workers_per_node=self.workers_per_node(tasks),
                     cores_per_worker=1,
@@ -159,7 +160,7 @@ def run_tasks(
     arguments = list(arguments)
     if not arguments:
         return
-    app = parsl.python_app(function, executors=[LABEL])
+    app = parsl.python_app(function, executors=[EXECUTOR])
     with parsl.load(execution.parsl_config(Path(run_dir).resolve(), len(arguments))):
         futures = {app(*args): index for index, args in enumerate(arguments)}
         for future in concurrent.futures.as_completed(futures):
