@@ -32,12 +32,21 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
+def snakemake_command(workdir: Path, *args) -> list[str]:
+    """The Snakemake command line of this environment on `workdir/config.yaml`."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
+    return command + ["--configfile", str(workdir / "config.yaml"), *args]
+
+
+def snakemake_env() -> dict:
+    """The environment for Snakemake: this environment's bin/ first, for Parsl's commands."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
 def snakemake(workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
     """Run Snakemake from this environment on `workdir/config.yaml`."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
-    command += ["--configfile", str(workdir / "config.yaml"), *args]
-    process = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    command = snakemake_command(workdir, *args)
+    process = subprocess.run(command, cwd=workdir, env=snakemake_env(), capture_output=True, text=True)
     if check and process.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{process.stdout[-5000:]}\n{process.stderr[-5000:]}")
     return process

@@ -6,14 +6,12 @@ fails: test_slurm.)"""
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 from ase.io import read
-from conftest import REPO, SNAKEFILE, XTB, tiny_config, write_config
+from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
 from psiflow.cp2k import Cp2kCommand, check_template
 from psiflow.data import read_h5
 from psiflow.execution import Execution
@@ -21,15 +19,6 @@ from psiflow.labeling import label
 from psiflow.sampling import rattled_frames
 
 WATER_32 = REPO / "resources" / "structures" / "water_32.xyz"
-
-
-def snakemake_command(workdir: Path, *args) -> list[str]:
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
-    return command + ["--configfile", str(workdir / "config.yaml"), *args]
-
-
-def environment() -> dict:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -48,7 +37,7 @@ def test_killed_during_training_resumes_without_retraining_finished_members(tmp_
     # one core: the members train one after the other
     command = snakemake_command(tmp_path, "--cores", "1", target)
     process = subprocess.Popen(
-        command, env=environment(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=snakemake_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     training = [tmp_path / f"results/iter_0/models/member_{m}/training" for m in (0, 1)]
     wait_for(lambda: any(p.exists() for p in members), 600, "the first trained member")
@@ -62,10 +51,10 @@ def test_killed_during_training_resumes_without_retraining_finished_members(tmp_
     finished = members[first].stat().st_mtime_ns
     first_log = (tmp_path / f"logs/train/iter_0_member_{first}.log").read_text()
 
-    refused = subprocess.run(command, env=environment(), capture_output=True, text=True)
+    refused = subprocess.run(command, env=snakemake_env(), capture_output=True, text=True)
     assert refused.returncode != 0 and "--unlock" in refused.stdout + refused.stderr
-    subprocess.run([*command, "--unlock"], env=environment(), check=True, capture_output=True)
-    rerun = subprocess.run([*command, "--rerun-incomplete"], env=environment(), capture_output=True, text=True)
+    subprocess.run([*command, "--unlock"], env=snakemake_env(), check=True, capture_output=True)
+    rerun = subprocess.run([*command, "--rerun-incomplete"], env=snakemake_env(), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     output = rerun.stdout + rerun.stderr
     assert f"Train iteration 0, committee member {second}" in output
@@ -131,14 +120,14 @@ def test_second_run_on_the_same_directory_is_refused(tmp_path):
     target = "results/iter_0/labeled.h5"
     first = subprocess.Popen(
         snakemake_command(tmp_path, "--cores", "1", target),
-        env=environment(),
+        env=snakemake_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     wait_for(lambda: list(tmp_path.glob(".snakemake/locks/*")), 120, "the first run's lock")
     second = subprocess.run(
-        snakemake_command(tmp_path, "--cores", "1", target), env=environment(), capture_output=True, text=True
+        snakemake_command(tmp_path, "--cores", "1", target), env=snakemake_env(), capture_output=True, text=True
     )
     assert second.returncode != 0
     assert "Directory cannot be locked" in second.stdout + second.stderr

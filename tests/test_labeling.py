@@ -4,13 +4,12 @@ failures as data, and a cache that survives a killed run."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from ase.io import read
-from conftest import REPO, SNAKEFILE, XTB, tiny_config, write_config
+from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
 from psiflow.cp2k import Cp2kCommand, check_template, persistent_single_point, single_point
 from psiflow.data import Frames, read_h5
 from psiflow.execution import Execution
@@ -129,9 +128,8 @@ def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
     config = tiny_config(bootstrap={"n_rattled": n_frames, "sigma": 0.05, "strain": 0.02})
     config["system"]["structures"] = [str(WATER_32)]
     write_config(tmp_path, config)
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path)]
-    command += ["--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    command = snakemake_command(tmp_path, "--cores", "2")
+    env = snakemake_env()
     target = "results/iter_0/labeled.h5"
     cache = tmp_path / "results/iter_0/label_cache"
     process = subprocess.Popen(

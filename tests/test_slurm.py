@@ -7,14 +7,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.io import read
-from conftest import REPO, SNAKEFILE, tiny_config, write_config
+from conftest import REPO, snakemake_command, snakemake_env, tiny_config, write_config
 from psiflow.config import validate
 from psiflow.cp2k import Cp2kCommand, check_template, single_point
 from psiflow.data import read_h5
@@ -73,11 +72,9 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
         "evaluate": {"threads": 2, **job},
     }
     write_config(tmp_path, config)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path)]
-    command += ["--configfile", str(tmp_path / "config.yaml"), "--profile", str(REPO / "profiles" / "slurm")]
+    command = snakemake_command(tmp_path, "--profile", str(REPO / "profiles" / "slurm"))
     log = open(tmp_path / "snakemake.log", "w")
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=tmp_path, env=snakemake_env(), stdout=log, stderr=subprocess.STDOUT)
 
     # fault injection: cancel the first train job a few seconds into its run, as a node failure would
     cancelled, running_since = None, {}
