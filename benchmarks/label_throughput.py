@@ -15,14 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO / "scripts"))
+from ase.io import read
 
-from ase.io import read  # noqa: E402
-from psiflow.cp2k import Cp2kCommand, check_template, write_input  # noqa: E402
-from psiflow.execution import Execution  # noqa: E402
-from psiflow.labeling import label  # noqa: E402
-from psiflow.sampling import rattled_frames  # noqa: E402
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.template import check_template, write_input
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.labeling import label
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main():
@@ -39,7 +40,7 @@ def main():
         scratch = Path(scratch)
         for mode in ("persistent", "fresh"):
             start = time.perf_counter()
-            labeled, _ = label(
+            labeled = label(
                 frames,
                 template,
                 Cp2kCommand(),

@@ -18,21 +18,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO / "scripts"))
+import numpy as np
+import pandas as pd
+import yaml
+from ase import units
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import thermalize_momenta
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from ase import units  # noqa: E402
-from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
-from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
-from ase.io import read  # noqa: E402
-from ase.md.langevin import Langevin  # noqa: E402
-from ase.md.velocitydistribution import thermalize_momenta  # noqa: E402
-from psiflow.config import load  # noqa: E402
-from psiflow.cp2k import Cp2kCommand, check_template, persistent_single_point  # noqa: E402
-from psiflow.data import Frames, write_extxyz  # noqa: E402
+from psiflow_pipeline.config import load
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.shell import persistent_single_point
+from psiflow_pipeline.cp2k.template import check_template
+from psiflow_pipeline.data import Frames, write_extxyz
+
+REPO = Path(__file__).resolve().parents[1]
 
 METHODS = ("committee", "random", "final")
 
@@ -76,17 +78,17 @@ def held_out_set(path: Path, steps=240, every=12, skip=60) -> None:
 def run_pipeline(workdir: Path, method: str, test_set: Path) -> pd.DataFrame:
     config = load(REPO / "config/config.yaml")
     config["system"]["structures"] = [str(REPO / s) for s in config["system"]["structures"]]
-    config["reference"]["input"] = str(REPO / config["reference"]["input"])
     config["walkers"][0].update(count=16, steps=100, stride=10)
-    config["selection"]["method"] = method
-    config["model"]["compile"] = False
+    config.setdefault("selection", {})["method"] = method
+    config.setdefault("model", {})["compile"] = False
     config["evaluation"] = {"test_set": str(test_set)}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir),
-         "--configfile", str(workdir / "config.yaml"), "--cores", "2", "results/summary/metrics.csv"],
+         "--profile", str(REPO / "profiles/local"), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
+         "results/summary/metrics.csv"],
         check=True, env=env, capture_output=True,
     )  # fmt: skip
     metrics = pd.read_csv(workdir / "results/summary/metrics.csv")

@@ -14,19 +14,20 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO / "scripts"))
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.calculators.calculator import all_changes
+from ase.io import read
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import thermalize_momenta
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from ase import Atoms, units  # noqa: E402
-from ase.calculators.calculator import all_changes  # noqa: E402
-from ase.io import read  # noqa: E402
-from ase.md.langevin import Langevin  # noqa: E402
-from ase.md.velocitydistribution import thermalize_momenta  # noqa: E402
-from psiflow.config import validate  # noqa: E402
-from psiflow.models import load_calculator  # noqa: E402
-from psiflow.sampling import run_walker, walker_settings  # noqa: E402
+from psiflow_pipeline import settings as step_settings
+from psiflow_pipeline.config import validate
+from psiflow_pipeline.models.committee import load_calculator
+from psiflow_pipeline.sampling import WalkerTask, run_walker
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def systems() -> dict:
@@ -67,10 +68,10 @@ def walker_rate(models, atoms, steps, threads) -> float:
             {"system": {"structures": ["-"]}, "walkers": [{"steps": n, "stride": 10, "max_temperature_factor": 100}]},
             "benchmark",
         )
-        settings = walker_settings(config["walkers"])[0]
+        settings = step_settings.walkers(config, 1)[0]
         with tempfile.TemporaryDirectory() as scratch:
             start = time.perf_counter()
-            run_walker(atoms, 0, settings, models, 1, 0, 1e9, 0, threads, {}, None, scratch)
+            run_walker(WalkerTask(0, atoms, settings, models, 1, 0, 1e9, 0, threads, {}, scratch))
             times.append(time.perf_counter() - start)
     return steps / (times[1] - times[0])
 

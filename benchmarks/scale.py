@@ -23,10 +23,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO / "scripts"))
+from psiflow_pipeline.execution import Execution, run_tasks
 
-from psiflow.execution import Execution, run_tasks  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def noop(x):
@@ -88,11 +87,10 @@ def main():
     args = parser.parse_args()
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())
     default["system"]["structures"] = [str(REPO / s) for s in default["system"]["structures"]]
-    default["reference"]["input"] = str(REPO / default["reference"]["input"])
     large = yaml.safe_load(yaml.safe_dump(default))
     large["iterations"] = args.iterations
     large["walkers"] = [{**large["walkers"][0], "count": args.walkers}]
-    large["selection"]["max_per_iteration"] = args.labels
+    large.setdefault("selection", {})["max_per_iteration"] = args.labels
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

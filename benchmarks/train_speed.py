@@ -16,15 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.append(str(REPO / "scripts"))
+import pandas as pd
+import yaml
 
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from psiflow.config import load, validate  # noqa: E402
-from psiflow.data import read_h5, write_extxyz  # noqa: E402
-from psiflow.dataset import split  # noqa: E402
-from psiflow.models import MONITORED_METRIC, train_on_dataset, training_config  # noqa: E402
+from psiflow_pipeline.config import load, validate
+from psiflow_pipeline.data import read_h5, write_extxyz
+from psiflow_pipeline.dataset import split
+from psiflow_pipeline.models.training import train_on_dataset
+from psiflow_pipeline.models.training_config import MONITORED_METRIC, training_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def validation_curve(training_dir: Path) -> list[float]:

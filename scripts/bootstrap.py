@@ -1,17 +1,14 @@
-"""Rule bootstrap: rattled copies to label in iteration 0, and the initial walkers."""
+"""Rule bootstrap: rattled copies of the initial structures, labeled in iteration 0."""
 
-from psiflow.config import check_structures
-from psiflow.data import write_h5
-from psiflow.rules import rule_log
-from psiflow.sampling import initial_walkers, rattled_frames
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.data import read_structures, write_h5
+from psiflow_pipeline.logs import rule_log
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(snakemake.log[0]) as log:
-    images = check_structures(snakemake.params.system, "config")
-    boot = snakemake.params.bootstrap
-    selected = rattled_frames(images, boot["n_rattled"], boot["sigma"], boot["strain"], snakemake.params.seed)
-    walkers = initial_walkers(images, snakemake.params.walkers)
+    settings = snakemake.params.settings
+    images = read_structures(snakemake.input.structures, settings["periodic"])
+    selected = rattled_frames(images, settings["n_rattled"], settings["sigma"], settings["strain"], settings["seed"])
     write_h5(selected, snakemake.output.selected)
-    write_h5(walkers, snakemake.output.walkers)
-    log.info("%d frames to label, %d walkers", len(selected), len(walkers))
+    log.info("%d frames to label", len(selected))

@@ -1,8 +1,8 @@
 """Rule dataset: the labels of this iteration added to those of all earlier ones."""
 
-from psiflow.data import read_h5, write_h5
-from psiflow.dataset import extend, is_validation
-from psiflow.rules import rule_log
+from psiflow_pipeline.data import read_h5, write_h5
+from psiflow_pipeline.dataset import extend
+from psiflow_pipeline.logs import rule_log
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -10,5 +10,4 @@ with rule_log(snakemake.log[0]) as log:
     previous = read_h5(snakemake.input.previous[0]) if snakemake.input.previous else None
     dataset = extend(previous, read_h5(snakemake.input.labeled))
     write_h5(dataset, snakemake.output.dataset)
-    n_valid = int(is_validation(dataset.frame["identifier"], snakemake.params.valid_fraction).sum())
-    log.info("%d frames (%d validation)", len(dataset), n_valid)
+    log.info("%d frames", len(dataset))

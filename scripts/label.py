@@ -1,29 +1,30 @@
 """Rule label: a CP2K single point for every selected frame."""
 
-from pathlib import Path
-
-from psiflow.cp2k import check_template
-from psiflow.data import read_h5, write_h5
-from psiflow.execution import Execution
-from psiflow.labeling import check_failures, command_from_config, label
-from psiflow.rules import rule_log
+from psiflow_pipeline.cp2k.command import command_from_config
+from psiflow_pipeline.data import read_h5, write_h5
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.labeling import check_failures, label
+from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.paths import label_cache, parsl_run_dir
+from psiflow_pipeline.settings import label_policy
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
-with rule_log(snakemake.log[0]) as log:
-    reference = snakemake.params.reference
-    labeled, messages = label(
+with rule_log(snakemake.log[0]):
+    settings = snakemake.params.settings
+    i = int(snakemake.wildcards.i)
+    how = snakemake.config["execution"]["label"]  # not params: how CP2K runs changes no label
+    labeled = label(
         read_h5(snakemake.input.selected),
-        check_template(snakemake.input.template),
-        command_from_config(reference),
+        settings["template"],
+        command_from_config(how),
         Execution.from_config(snakemake.config["execution"], "label", snakemake.threads),
-        Path(snakemake.params.run_dir).resolve(),
-        snakemake.params.cache_dir,
-        persistent=reference["mode"] == "persistent",
-        stress=reference["stress"],
+        parsl_run_dir("label", i),
+        label_cache(i),
+        persistent=how["mode"] == "persistent",
+        stress=settings["stress"],
     )
-    for message in messages:
-        log.info(message)
     # failed frames are data: keep them in the output, then judge the fraction
     write_h5(labeled, snakemake.output.labeled)
-    check_failures(labeled, reference["max_failed_fraction"], snakemake.output.labeled)
+    policy = label_policy(snakemake.config, i)
+    check_failures(labeled, policy["max_failed_fraction"], snakemake.output.labeled)

@@ -2,31 +2,28 @@
 
 from pathlib import Path
 
-from psiflow.config import check_structures
-from psiflow.data import read_h5, write_h5
-from psiflow.execution import Execution
-from psiflow.rules import rule_log
-from psiflow.sampling import sample
+from psiflow_pipeline.data import read_h5, read_structures, write_h5
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.paths import parsl_run_dir
+from psiflow_pipeline.sampling import sample
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(snakemake.log[0]) as log:
-    params = snakemake.params
+    settings = snakemake.params.settings
+    i = int(snakemake.wildcards.i)
     # not params: where tasks run must not make Snakemake rerun the job
     execution = Execution.from_config(snakemake.config["execution"], "sample", snakemake.threads)
-    candidates, walkers, colvars, messages = sample(
-        read_h5(snakemake.input.walkers),
-        check_structures(params.system, "config"),
-        params.walkers,
-        params.trust_hi,
-        params.seed,
-        int(snakemake.wildcards.i),
+    candidates, walkers, colvars = sample(
+        read_h5(snakemake.input.walkers[0]) if snakemake.input.walkers else None,
+        read_structures(snakemake.input.structures, settings["periodic"]),
+        settings,
+        i,
         list(snakemake.input.models),
         execution,
-        params.run_dir,
+        parsl_run_dir("sample", i),
     )
-    for message in messages:
-        log.info(message)
     colvar_dir = Path(snakemake.output.colvar)
     colvar_dir.mkdir(parents=True, exist_ok=True)
     for k, text in colvars.items():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything psiflow needs on this machine; a second run installs nothing.
-#   .venv/            Python packages pinned in requirements.txt (+ the PLUMED kernel)
+#   .venv/            Python packages pinned in requirements.txt (+ the PLUMED kernel),
+#                     and the pipeline's own library (psiflow-pipeline, editable)
 #   cp2k.psmp         from the system package manager when root and missing
 #   --slurm           also SLURM and munge, for the tests' one-node cluster
 set -euo pipefail
@@ -40,7 +41,7 @@ if [ "$with_slurm" = 1 ] && ! command -v slurmctld >/dev/null; then
 fi
 
 # -- Python environment ---------------------------------------------------------
-want="$(sha256sum requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$(sha256sum requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
@@ -60,6 +61,8 @@ echo "setup: creating .venv"
 .venv/bin/python -m pip install -q -r requirements.txt
 # the PLUMED kernel ships in this wheel; its other requirements are not needed
 .venv/bin/python -m pip install -q --no-deps hillclimber==0.1.8
-.venv/bin/python -c "import plumed, nequip, parsl, snakemake, h5py" 
+# the library the rule scripts share, editable: a checkout's changes apply at once
+.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -c "import plumed, nequip, parsl, snakemake, h5py, psiflow_pipeline"
 echo "$want" > "$STAMP"
 echo "setup: done"

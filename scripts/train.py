@@ -1,27 +1,27 @@
 """Rule train: one committee member with nequip-train."""
 
 import pandas as pd
-from psiflow.models import train_on_dataset
-from psiflow.rules import rule_log
+
+from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.models.training import train_on_dataset
+from psiflow_pipeline.paths import training_dir
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(snakemake.log[0]) as log:
+    settings = snakemake.params.settings
+    i, m = int(snakemake.wildcards.i), int(snakemake.wildcards.m)
     n_train, n_valid = train_on_dataset(
         snakemake.input.dataset,
-        snakemake.params.workdir,
+        training_dir(i, m),
         snakemake.output.model,
-        snakemake.params.model,
-        seed=snakemake.params.seed + int(snakemake.wildcards.m),
-        accelerator=snakemake.params.accelerator,
+        settings,
+        seed=settings["seed"] + m,
+        accelerator=snakemake.config["execution"]["train"]["accelerator"],
         threads=snakemake.threads,
         log_path=snakemake.log[0],
         warm_start_from=snakemake.input.warm_start[0] if snakemake.input.warm_start else None,
-        resample_seed=(
-            [snakemake.params.seed, int(snakemake.wildcards.i), int(snakemake.wildcards.m)]
-            if snakemake.params.model["bootstrap_resample"]
-            else None
-        ),
+        resample_seed=[settings["seed"], i, m] if settings["bootstrap_resample"] else None,
         energy_shifts=(
             dict(pd.read_csv(snakemake.input.isolated[0]).set_index("element").energy)
             if snakemake.input.isolated

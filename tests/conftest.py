@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from psiflow.config import validate
-from psiflow.models import train_on_dataset
+
+from psiflow_pipeline.config import validate
+from psiflow_pipeline.models.training import train_on_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -32,9 +33,13 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
+PROFILE = REPO / "profiles" / "local"
+
+
 def snakemake_command(workdir: Path, *args) -> list[str]:
-    """The Snakemake command line of this environment on `workdir/config.yaml`."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
+    """The Snakemake command line of this environment on `workdir/config.yaml`,
+    with the local profile a user runs with (its rerun triggers included)."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--profile", str(PROFILE)]
     return command + ["--configfile", str(workdir / "config.yaml"), *args]
 
 

@@ -4,25 +4,72 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import REPO, snakemake, tiny_config, write_config
-from psiflow.config import ConfigError, check_structures, validate
+import yaml
+from conftest import REPO, XTB, snakemake, tiny_config, write_config
+
+from psiflow_pipeline.config import ConfigError, load, validate
+from psiflow_pipeline.preflight import check_structures
 
 
 def test_defaults_are_filled_in():
     config = validate(tiny_config(), "tiny.yaml")
     assert config["walkers"][0]["friction"] == 0.01
     assert config["execution"]["train"]["accelerator"] == "auto"
-    assert config["reference"]["executable"] == "cp2k.psmp"
+    assert config["execution"]["label"]["executable"] == "cp2k.psmp"
 
 
-def test_shipped_default_config_is_valid():
-    from psiflow.config import load
-
-    config = validate(load(REPO / "config" / "config.yaml"), "config/config.yaml")
+def test_shipped_default_config_is_valid_and_sets_only_what_differs_from_the_defaults():
+    config = load(REPO / "config" / "config.yaml")
+    validated = validate(copy.deepcopy(config), "config/config.yaml")
     images = check_structures(
-        {**config["system"], "structures": [str(REPO / s) for s in config["system"]["structures"]]}, "x"
+        {**validated["system"], "structures": [str(REPO / s) for s in validated["system"]["structures"]]}, "x"
     )
     assert len(images[0]) == 96 and images[0].cell.volume == pytest.approx(9.86**3)
+    defaults = validate({"system": {"structures": ["x"]}, "walkers": [{}]}, "defaults")
+
+    def restated(given, default, key=""):  # keys whose value equals the schema's default
+        if isinstance(given, dict):
+            return [k for name in given for k in restated(given[name], default.get(name), f"{key}.{name}")]
+        if isinstance(given, list) and given and isinstance(given[0], dict):
+            return [k for g, d in zip(given, default) for k in restated(g, d, f"{key}.0")]
+        return [key] if given == default else []
+
+    assert restated(config, defaults) == []
+
+
+def test_config_readme_tables_are_generated_from_the_schema():
+    from psiflow_pipeline.schema_docs import render
+
+    readme = (REPO / "config" / "README.md").read_text()
+    assert render(readme) == readme, "run: python -m psiflow_pipeline.schema_docs config/README.md"
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for section in ("reference", "model", "selection"):  # every key documented, the schedulable ones listed
+        for key in schema["properties"][section]["properties"]:
+            assert f"`{key}`" in readme, (section, key)
+
+
+def test_every_schedulable_key_is_a_key_of_its_section():
+    from psiflow_pipeline.config import schema
+
+    properties = schema()["properties"]
+    sections = {name: properties[name] for name in ("reference", "model", "selection")}
+    sections["walkers"] = properties["walkers"]["items"]
+    for name, section in sections.items():
+        scheduled = set(section["properties"]["schedule"]["items"]["properties"]) - {"from_iteration"}
+        assert scheduled and scheduled <= set(section["properties"]), name
+
+
+def test_relative_paths_are_found_in_the_working_directory_then_among_the_workflows_files(tmp_path, monkeypatch):
+    from psiflow_pipeline.config import locate
+
+    shipped = {"resources/cp2k/xtb.inp": "/workflow/resources/cp2k/xtb.inp"}.get
+    monkeypatch.chdir(tmp_path)
+    assert locate("resources/cp2k/xtb.inp", shipped) == "/workflow/resources/cp2k/xtb.inp"
+    (tmp_path / "resources/cp2k").mkdir(parents=True)
+    (tmp_path / "resources/cp2k/xtb.inp").write_text("mine")
+    assert locate("resources/cp2k/xtb.inp", shipped) == "resources/cp2k/xtb.inp"
+    assert locate("/abs/x.xyz", shipped) == "/abs/x.xyz"
+    assert locate("nowhere.xyz", shipped) == "nowhere.xyz"  # the checks then name it
 
 
 @pytest.mark.parametrize(
@@ -35,6 +82,13 @@ def test_shipped_default_config_is_valid():
         (lambda c: c["walkers"][0].update(temperature=-10), "walkers.0.temperature", ""),
         (lambda c: c["selection"].update(trust_lo=0.5, trust_hi=0.1), "selection.trust_lo", "below"),
         (lambda c: c["walkers"][0].update(structure=3), "walkers.0.structure", "has 1 entries"),
+        (
+            lambda c: c["selection"].update(schedule=[{"from_iteration": 2, "trust_lo": 2000.0}]),
+            "selection.trust_lo",
+            "(from iteration 2 on)",
+        ),
+        (lambda c: c["model"].update(schedule=[{"from_iteration": 2, "r_max": 5.0}]), "model.schedule.0", "unknown"),
+        (lambda c: c["walkers"][0].update(schedule=[{"steps": 5}]), "walkers.0.schedule.0", "'from_iteration'"),
     ],
 )
 def test_bad_config_names_file_and_key(edit, key, words):
@@ -73,6 +127,11 @@ def written(tmp: Path, name: str, text: str) -> str:
 
 
 H2S = "3\n\nS 0 0 0\nH 1.34 0 0\nH -0.03 1.34 0\n"
+NAN_STRUCTURE = '3\nLattice="8 0 0 0 8 0 0 0 8" pbc="T T T"\nO 0 0 0\nH 0.96 nan 0\nH -0.24 0.93 0\n'
+NAN_FORCES = (
+    '3\nLattice="8 0 0 0 8 0 0 0 8" Properties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="T T T"\n'
+    "O 0 0 0 0 0 0\nH 0.96 0 0 0 0 0\nH -0.24 0.93 0 0 inf 0\n"
+)
 PLUMED_TYPO = "UNITS LENGTH=A\nd: DISTANCE ATOMS=1,2\nrestraint: RESTRAINTT ARG=d AT=1.0 KAPPA=10\n"
 UNBALANCED = "&FORCE_EVAL\n  METHOD Quickstep\n  &DFT\n  &END XC\n&END FORCE_EVAL\n"
 TEST_SET_WITH_CARBON = '1\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc="F F F"\nC 0 0 0 0 0 0\n'
@@ -123,9 +182,37 @@ BAD_INPUTS = {
         lambda c, tmp: c["evaluation"].update(test_set=written(tmp, "test.xyz", TEST_SET_WITH_CARBON)),
         "key 'evaluation.test_set': holds C",
     ),
+    "non-finite number in a structure": (
+        lambda c, tmp: c["system"].update(structures=[written(tmp, "nan.xyz", NAN_STRUCTURE)]),
+        "nan.xyz (frame 0), atom 1: position is not a finite number",
+    ),
+    "non-finite force in labeled data": (
+        lambda c, tmp: c["evaluation"].update(test_set=written(tmp, "inf.xyz", 2 * NAN_FORCES)),
+        "key 'evaluation.test_set': frame 0 of",
+    ),
+    "a directory where a structure file belongs": (
+        lambda c, tmp: c["system"].update(structures=[str(tmp)]),
+        "is a directory, not a structure file",
+    ),
+    "a directory where the template belongs": (
+        lambda c, tmp: c["reference"].update(input=str(tmp)),
+        "is a directory, not a CP2K input template",
+    ),
+    "CP2K template with a keyword CP2K does not know": (
+        lambda c, tmp: c["reference"].update(
+            input=written(tmp, "typo.inp", XTB.read_text().replace("MAX_SCF 50", "MAX_SCFF 50"))
+        ),
+        "CP2K refuses the input: found an unknown keyword MAX_SCFF in section SCF",
+    ),
+    "CP2K template with a value CP2K cannot read": (
+        lambda c, tmp: c["reference"].update(
+            input=written(tmp, "value.inp", XTB.read_text().replace("EPS_SCF 1.0E-6", "EPS_SCF small"))
+        ),
+        "value.inp:",
+    ),
     "missing CP2K template": (
         lambda c, tmp: c["reference"].update(input=str(tmp / "gone.inp")),
-        "CP2K input template not found (config key reference.input)",
+        "gone.inp: CP2K input template not found",
     ),
     "CP2K template that does not parse": (
         lambda c, tmp: c["reference"].update(input=written(tmp, "bad.inp", UNBALANCED)),
@@ -148,5 +235,5 @@ def test_snakemake_refuses_bad_input_before_any_job(tmp_path, case):
     assert process.returncode != 0
     output = process.stdout + process.stderr
     assert "bad input, nothing was run" in output and words in output, output[-2000:]
-    assert str(tmp_path / "config.yaml") in output or "config key reference.input" in words or ".inp:" in words
+    assert f"{tmp_path / 'config.yaml'}: key '" in output  # the config file and the key
     assert not (tmp_path / "results").exists() and not list(tmp_path.glob("logs/*"))

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 from ase.units import Bohr, Hartree
 from conftest import XTB
-from psiflow.cp2k import Cp2kCommand, TemplateError, check_template, parse_output, single_point, write_input
+
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.output import parse_output
+from psiflow_pipeline.cp2k.process import single_point
+from psiflow_pipeline.cp2k.template import TemplateError, check_template, write_input
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from ase import Atoms
-from psiflow.data import Frames, FrameStoreError, read_extxyz, read_h5, write_extxyz, write_h5
+
+from psiflow_pipeline.data import Frames, FrameStoreError, read_extxyz, read_h5, write_extxyz, write_h5
 
 
 def random_frames(n_frames=5, seed=0) -> Frames:
@@ -126,12 +127,11 @@ def test_writing_is_atomic(tmp_path):
 def test_convert_command_round_trips(tmp_path):
     import subprocess
     import sys
-
-    from conftest import REPO
+    from pathlib import Path
 
     frames = random_frames()
     write_h5(frames, tmp_path / "a.h5")
-    for source, target in (("a.h5", "b.xyz"), ("b.xyz", "c.h5")):
-        command = [sys.executable, str(REPO / "scripts/convert.py"), str(tmp_path / source), str(tmp_path / target)]
+    for source, target in (("a.h5", "b.xyz"), ("b.xyz", "c.h5")):  # the console script the set-up installs
+        command = [str(Path(sys.executable).parent / "psiflow-convert"), str(tmp_path / source), str(tmp_path / target)]
         assert "5 frames" in subprocess.run(command, check=True, capture_output=True, text=True).stdout
     assert_identical(frames, read_h5(tmp_path / "c.h5"))

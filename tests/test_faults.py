@@ -12,11 +12,13 @@ import time
 import psutil
 from ase.io import read
 from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
-from psiflow.cp2k import Cp2kCommand, check_template
-from psiflow.data import read_h5
-from psiflow.execution import Execution
-from psiflow.labeling import label
-from psiflow.sampling import rattled_frames
+
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.template import check_template
+from psiflow_pipeline.data import read_h5
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.labeling import label
 
 WATER_32 = REPO / "resources" / "structures" / "water_32.xyz"
 
@@ -84,7 +86,7 @@ def test_parsl_worker_killed_mid_task_is_retried(tmp_path):
     result = {}
 
     def run():
-        result["labeled"], result["log"] = label(
+        result["labeled"] = label(
             frames, check_template(XTB), Cp2kCommand(), Execution(cores=1, retries=1), tmp_path / "parsl", cache
         )
 
@@ -111,7 +113,7 @@ def test_parsl_worker_killed_mid_task_is_retried(tmp_path):
     thread.join(timeout=600)
     assert killed is not None and done_at_kill < len(frames), "the kill must land mid-labeling"
     labeled = result["labeled"]
-    assert list(labeled.frame["status"]) == ["ok"] * len(frames), result["log"]
+    assert list(labeled.frame["status"]) == ["ok"] * len(frames), labeled.frame["reason"]
     assert len(list(cache.glob("*.npz"))) == len(frames)
 
 

@@ -2,6 +2,7 @@
 failures as data, and a cache that survives a killed run."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -10,14 +11,27 @@ import numpy as np
 import pytest
 from ase.io import read
 from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
-from psiflow.cp2k import Cp2kCommand, check_template, persistent_single_point, single_point
-from psiflow.data import Frames, read_h5
-from psiflow.execution import Execution
-from psiflow.labeling import LabelCache, label
-from psiflow.sampling import rattled_frames
+
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.process import single_point
+from psiflow_pipeline.cp2k.shell import persistent_single_point
+from psiflow_pipeline.cp2k.template import check_template
+from psiflow_pipeline.data import Frames, read_h5
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.labeling import LabelCache, label
 
 WATER_32 = REPO / "resources" / "structures" / "water_32.xyz"
 PBE = REPO / "resources" / "cp2k" / "pbe_d3.inp"
+
+
+@pytest.fixture(autouse=True)
+def no_shell_outlives_its_test():
+    """The persistent shells a test starts in this process end with it."""
+    from psiflow_pipeline.cp2k.shell import close_sessions
+
+    yield
+    close_sessions()
 
 
 @pytest.fixture(scope="module")
@@ -105,21 +119,25 @@ def test_failures_are_data_with_reasons(trajectory, persistent):
     assert run(trajectory[0], XTB.read_text(), Cp2kCommand()).status == "ok"  # recovers afterwards
 
 
-def test_label_caches_every_result_and_reuses_it(tmp_path, trajectory):
+def test_label_caches_every_result_and_reuses_it(tmp_path, trajectory, caplog):
     frames = Frames.from_atoms(trajectory, iteration=1)
     frames.frame["identifier"][:] = ["a", "b", "c"]
     template = check_template(XTB)
-    first, log = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
+    caplog.set_level("INFO", logger="psiflow")
+    first = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
     assert list(first.frame["status"]) == ["ok"] * 3
-    assert "0 single points from the cache, 3 to compute" in log
+    assert "0 single points from the cache, 3 to compute" in caplog.text
+    assert "3 of 3 single points done" in caplog.text  # each one is logged as it finishes
     assert len(LabelCache(tmp_path / "cache")) == 3
-    again, log = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
-    assert "3 single points from the cache, 0 to compute" in log
+    caplog.clear()
+    again = label(frames, template, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
+    assert "3 single points from the cache, 0 to compute" in caplog.text
     assert again.atom["forces"].tobytes() == first.atom["forces"].tobytes()
     # another template is another result: nothing is reused
     other = template.replace("EPS_SCF 1.0E-6\n      MAX_SCF 50", "EPS_SCF 1.0E-7\n      MAX_SCF 50")
-    _, log = label(frames, other, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
-    assert "0 single points from the cache, 3 to compute" in log
+    caplog.clear()
+    label(frames, other, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
+    assert "0 single points from the cache, 3 to compute" in caplog.text
 
 
 def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
@@ -141,6 +159,9 @@ def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     done_at_kill = len(list(cache.glob("*.npz")))
+    # the log showed each finished single point while the job ran
+    log_at_kill = (tmp_path / "logs/label/iter_0.log").read_text()
+    assert re.search(rf"\d+ of {n_frames} single points done, about \d+ (s|min) left", log_at_kill), log_at_kill
     assert 2 <= done_at_kill < n_frames, "the kill must land mid-labeling"
     assert not (tmp_path / target).exists()
 
@@ -157,7 +178,7 @@ def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):
 def test_rattled_frames_label_with_the_frame_identifiers(tmp_path):
     atoms = read(WATER_32)
     frames = rattled_frames([atoms], 2, 0.05, 0.0, seed=3)
-    labeled, _ = label(
+    labeled = label(
         frames, check_template(XTB), Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache"
     )
     assert sorted(p.name.split("-")[2] for p in (tmp_path / "cache").glob("*.npz")) == ["b0", "b1"]
@@ -165,13 +186,13 @@ def test_rattled_frames_label_with_the_frame_identifiers(tmp_path):
 
 
 def test_ground_state_multiplicities_follow_hund():
-    from psiflow.cp2k import ground_state_multiplicity
+    from psiflow_pipeline.cp2k.isolated import ground_state_multiplicity
 
     assert [ground_state_multiplicity(z) for z in (1, 2, 6, 7, 8, 10, 14, 26)] == [2, 1, 3, 4, 3, 1, 3, 5]
 
 
 def test_isolated_atom_template_is_unrestricted_with_its_spin():
-    from psiflow.cp2k import isolated_atom_template
+    from psiflow_pipeline.cp2k.isolated import isolated_atom_template
 
     text = isolated_atom_template(XTB.read_text(), 8)
     assert "MULTIPLICITY 3" in text and "UKS T" in text and "MULTIPLICITY 1" not in text
@@ -190,7 +211,7 @@ def test_mpi_ranks_give_the_same_forces(trajectory, persistent):
 
 
 def test_label_step_fails_only_beyond_the_allowed_fraction():
-    from psiflow.labeling import check_failures
+    from psiflow_pipeline.labeling import check_failures
 
     frames = Frames.from_atoms([read(REPO / "resources/structures/water_8.xyz")] * 5)
     frames.frame["status"][:] = ["ok", "ok", "ok", "ok", "failed"]

@@ -4,11 +4,16 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from psiflow.data import Frames
-from psiflow.dataset import extend, is_validation, split
-from psiflow.models import uncertainty
-from psiflow.sampling import initial_walkers, rattled_frames, walker_settings
-from psiflow.selection import select
+from conftest import tiny_config
+
+from psiflow_pipeline import settings
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.config import validate
+from psiflow_pipeline.data import Frames
+from psiflow_pipeline.dataset import extend, is_validation, split
+from psiflow_pipeline.models.uncertainty import uncertainty
+from psiflow_pipeline.sampling import starting_points
+from psiflow_pipeline.selection import select
 
 
 def candidates(deviations, statuses=None, walkers=None):
@@ -80,10 +85,14 @@ def test_dataset_extends_with_successful_labels_only():
         extend(dataset, new)
 
 
+def walkers_at(iteration, *groups):
+    return settings.walkers(validate(tiny_config(walkers=list(groups)), "tiny.yaml"), iteration)
+
+
 def test_walker_temperatures_go_round_robin():
-    settings = walker_settings([{"structure": 0, "count": 5, "temperature": [300, 400], "pressure_bar": [1, 2, 3]}])
-    assert [w["temperature"] for w in settings] == [300, 400, 300, 400, 300]
-    assert [w["pressure_bar"] for w in settings] == [1, 2, 3, 1, 2]
+    walkers = walkers_at(1, {"count": 5, "temperature": [300, 400], "pressure_bar": [1, 2, 3]})
+    assert [w["temperature"] for w in walkers] == [300, 400, 300, 400, 300]
+    assert [w["pressure_bar"] for w in walkers] == [1, 2, 3, 1, 2]
 
 
 def test_bootstrap_is_reproducible_and_rattled():
@@ -98,11 +107,23 @@ def test_bootstrap_is_reproducible_and_rattled():
     assert np.std(volumes) > 0  # strained
 
 
-def test_initial_walkers_start_at_their_structure():
+def test_walkers_start_at_their_structure_then_continue_unless_reset():
     atoms = bulk("Cu", cubic=True)
-    walkers = initial_walkers([atoms], [{"structure": 0, "count": 3, "temperature": 500, "pressure_bar": 1.0}])
-    assert list(walkers.frame["walker"]) == [0, 1, 2]
-    assert np.array_equal(walkers.atom["positions"][walkers.atoms_of(2)], atoms.positions)
+    walkers = [{"structure": 0}] * 3
+    first = starting_points(None, [atoms], walkers)
+    assert [step for _, step, _ in first] == [0, 0, 0]
+    assert np.array_equal(first[2][0].positions, atoms.positions)
+    moved = atoms.copy()
+    moved.positions += 0.1
+    previous = Frames.from_atoms([moved] * 3, status="ok", step=40)
+    previous.frame["status"][1] = "reset"
+    previous.frame["bias"][:] = '{"HILLS": "x"}'
+    points = starting_points(previous, [atoms], walkers)
+    assert [step for _, step, _ in points] == [40, 0, 40]  # the reset walker starts over
+    assert np.allclose(points[0][0].positions, moved.positions) and points[0][2] == {"HILLS": "x"}
+    assert np.array_equal(points[1][0].positions, atoms.positions) and points[1][2] == {}
+    with pytest.raises(ValueError, match="has 3 walkers, the config asks for 2"):
+        starting_points(previous, [atoms], walkers[:2])
 
 
 def test_uncertainty_is_largest_per_atom_force_spread_and_energy_std():
@@ -119,8 +140,68 @@ def test_uncertainty_is_largest_per_atom_force_spread_and_energy_std():
 
 
 def test_schedules_change_walker_settings_from_their_iteration():
-    group = {"structure": 0, "count": 2, "temperature": 300, "pressure_bar": 1.0, "steps": 100}
+    group = {"count": 2, "temperature": 300, "steps": 100}
     group["schedule"] = [{"from_iteration": 3, "temperature": [500, 600]}, {"from_iteration": 2, "steps": 50}]
-    assert [w["temperature"] for w in walker_settings([group], 1)] == [300, 300]
-    assert [(w["temperature"], w["steps"]) for w in walker_settings([group], 2)] == [(300, 50), (300, 50)]
-    assert [(w["temperature"], w["steps"]) for w in walker_settings([group], 4)] == [(500, 50), (600, 50)]
+    assert [w["temperature"] for w in walkers_at(1, group)] == [300, 300]
+    assert [(w["temperature"], w["steps"]) for w in walkers_at(2, group)] == [(300, 50), (300, 50)]
+    assert [(w["temperature"], w["steps"]) for w in walkers_at(4, group)] == [(500, 50), (600, 50)]
+    assert "schedule" not in walkers_at(4, group)[0] and "count" not in walkers_at(4, group)[0]
+
+
+def test_canonical_settings_do_not_depend_on_how_numbers_are_written_or_keys_ordered():
+    assert settings.canonical({"b": [300.0, 0.5], "a": {"y": 1.0, "x": True}}) == {
+        "a": {"x": True, "y": 1},
+        "b": [300, 0.5],
+    }
+    assert repr(settings.canonical({"t": 300.0, "s": 2})) == repr(settings.canonical({"s": 2.0, "t": 300}))
+    assert settings.canonical(float("nan")) != settings.canonical(0)  # non-finite stays a float
+
+
+def test_a_schedule_entry_changes_the_settings_of_its_iteration_and_later_only():
+    config = validate(tiny_config(iterations=5), "tiny.yaml")
+    before = {
+        i: (settings.sample(config, i), settings.selection(config, i), settings.training(config, i)) for i in range(6)
+    }
+    config["walkers"][0]["schedule"] = [{"from_iteration": 3, "temperature": [500, 600]}]
+    config["selection"]["schedule"] = [{"from_iteration": 4, "trust_lo": 0.2}]
+    config["model"]["schedule"] = [{"from_iteration": 2, "max_epochs": 9}, {"from_iteration": 4, "max_epochs": 12}]
+    after = {
+        i: (settings.sample(config, i), settings.selection(config, i), settings.training(config, i)) for i in range(6)
+    }
+    changed = {
+        name: [i for i in range(6) if before[i][k] != after[i][k]] for k, name in enumerate(("sample", "sel", "train"))
+    }
+    assert changed == {"sample": [3, 4, 5], "sel": [4, 5], "train": [2, 3, 4, 5]}
+    assert [settings.training(config, i)["max_epochs"] for i in range(6)] == [2, 2, 9, 9, 12, 12]
+    assert [w["temperature"] for w in settings.sample(config, 3)["walkers"]] == [500, 600]
+
+
+def test_execution_settings_and_file_paths_are_never_part_of_a_jobs_settings(tmp_path):
+    config = validate(tiny_config(iterations=2), "tiny.yaml")
+
+    def steps(c):
+        per_iteration = [f(c, i) for i in (1, 2) for f in (settings.sample, settings.selection, settings.training)]
+        return [settings.bootstrap(c), settings.label(c), settings.evaluation(c), settings.summary(c)] + per_iteration
+
+    before = steps(config)
+    moved = tmp_path / "water_8.xyz"
+    moved.write_bytes(open(config["system"]["structures"][0], "rb").read())
+    config["system"]["structures"] = [str(moved)]  # the same content elsewhere
+    config["execution"]["label"].update(walltime_s=7, omp_threads=4, mpi_ranks=2, mode="fresh", executable="cp2k")
+    config["execution"]["train"].update(threads=16, accelerator="gpu", gpus=1)
+    config["execution"]["sample"].update(cores=64, provider="slurm")
+    config["model"]["compile"] = False
+    config["reference"]["max_failed_fraction"] = 0.9
+    assert steps(config) == before
+
+
+def test_progress_counts_finished_tasks_and_estimates_the_time_left(caplog):
+    from psiflow_pipeline.logs import Progress
+
+    caplog.set_level("INFO", logger="psiflow")
+    progress = Progress(4, "single points", done=1)  # one from a cache
+    line = progress.finished("frame a: ok")
+    assert line.startswith("frame a: ok; 2 of 4 single points done, about ") and line.endswith(" s left")
+    progress.finished("frame b: ok")
+    assert progress.finished("frame c: failed").endswith("4 of 4 single points done")
+    assert caplog.text.count("single points done") == 3

@@ -5,10 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PIPELINE_ITERATIONS, tiny_config
-from psiflow.config import validate
-from psiflow.data import read_extxyz, read_h5
-from psiflow.evaluation import errors
-from psiflow.models import MONITORED_METRIC, Committee, merge, train_on_dataset, training_config
+
+from psiflow_pipeline.config import validate
+from psiflow_pipeline.data import read_extxyz, read_h5
+from psiflow_pipeline.evaluation import errors
+from psiflow_pipeline.models.committee import Committee
+from psiflow_pipeline.models.training import train_on_dataset
+from psiflow_pipeline.models.training_config import MONITORED_METRIC, merge, training_config
 
 pytestmark = pytest.mark.pipeline
 

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import PIPELINE_ITERATIONS, XTB, snakemake
-from psiflow.cp2k import check_template, parse_output, write_input
-from psiflow.data import read_h5
+
+from psiflow_pipeline.cp2k.output import parse_output
+from psiflow_pipeline.cp2k.template import check_template, write_input
+from psiflow_pipeline.data import read_h5
 
 pytestmark = pytest.mark.pipeline
 ITERATIONS = PIPELINE_ITERATIONS
@@ -87,3 +89,22 @@ def test_metrics_are_finite_for_every_iteration(run):
 def test_second_invocation_has_nothing_to_do(run):
     process = snakemake(run, "-n", "--cores", "2")
     assert "Nothing to be done" in process.stdout + process.stderr
+
+
+def test_progress_of_a_run_is_built_from_its_finished_iterations(run, tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    partial = tmp_path / "run"
+    shutil.copytree(run / "results/iter_0", partial / "results/iter_0")  # as if iteration 1 were still running
+    shutil.copytree(run / "results/iter_1", partial / "results/iter_1")
+    (partial / "results/iter_1/metrics.csv").unlink()
+    command = [str(Path(sys.executable).parent / "psiflow-progress"), "-d", str(partial)]
+    printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "1 iterations finished" in printed
+    progress = pd.read_csv(partial / "results/progress/metrics.csv")
+    expected = pd.read_csv(run / "results/summary/metrics.csv")
+    expected = expected[expected.iteration == 0].reset_index(drop=True)
+    assert progress.equals(expected)
+    assert (partial / "results/progress/learning_curve.png").stat().st_size > 0

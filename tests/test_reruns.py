@@ -7,7 +7,8 @@ import shutil
 import pandas as pd
 import pytest
 from conftest import PIPELINE_ITERATIONS, snakemake, tiny_config, write_config
-from psiflow.data import read_h5, write_extxyz
+
+from psiflow_pipeline.data import read_h5, write_extxyz
 
 pytestmark = pytest.mark.pipeline
 

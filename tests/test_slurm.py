@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 from ase.io import read
 from conftest import REPO, snakemake_command, snakemake_env, tiny_config, write_config
-from psiflow.config import validate
-from psiflow.cp2k import Cp2kCommand, check_template, single_point
-from psiflow.data import read_h5
-from psiflow.execution import Execution, run_tasks
-from psiflow.labeling import label
-from psiflow.plumed import read_input
-from psiflow.sampling import rattled_frames
+
+from psiflow_pipeline.bootstrap import rattled_frames
+from psiflow_pipeline.config import validate
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.process import single_point
+from psiflow_pipeline.cp2k.template import check_template
+from psiflow_pipeline.data import read_h5
+from psiflow_pipeline.execution import Execution, run_tasks
+from psiflow_pipeline.labeling import label
+from psiflow_pipeline.plumed import read_input
 
 CLUSTER = REPO / "scripts" / "slurm_cluster.sh"
 
@@ -140,8 +143,8 @@ def test_mpi_single_points_run_on_a_pilot_job_with_one_slurm_task_per_rank(slurm
     command = Cp2kCommand(mpi_ranks=2, launcher="mpirun --bind-to none -np {ranks}")
     execution = Execution(cores=1, provider="slurm", pilot=pilot)
     before = set(job_records(slurm))
-    labeled, log = label(frames, template, command, execution, tmp_path / "parsl", tmp_path / "cache")
-    assert list(labeled.frame["status"]) == ["ok"] * 4, log
+    labeled = label(frames, template, command, execution, tmp_path / "parsl", tmp_path / "cache")
+    assert list(labeled.frame["status"]) == ["ok"] * 4, labeled.frame["reason"]
     outputs = list((tmp_path / "parsl/scratch").glob("*/cp2k.out"))
     assert outputs and all(re.search(r"message passing processes\s+2\n", p.read_text()) for p in outputs)
     direct = single_point(frames.to_atoms(0), template, Cp2kCommand())

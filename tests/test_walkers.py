@@ -7,21 +7,24 @@ import numpy as np
 import pytest
 from ase.io import read
 from conftest import REPO, WATER_8, tiny_config
-from psiflow.config import ConfigError, validate
-from psiflow.data import Frames, read_h5, write_h5
-from psiflow.execution import Execution
-from psiflow.models import Committee
-from psiflow.plumed import check_plumed_inputs, read_input
-from psiflow.sampling import run_walker, walker_settings
-from psiflow.selection import select
+
+from psiflow_pipeline import settings as step_settings
+from psiflow_pipeline.config import ConfigError, validate
+from psiflow_pipeline.data import Frames, read_h5, write_h5
+from psiflow_pipeline.execution import Execution
+from psiflow_pipeline.models.committee import Committee
+from psiflow_pipeline.preflight import check_plumed_inputs
+from psiflow_pipeline.sampling import WalkerTask, run_walker
+from psiflow_pipeline.selection import select
 
 pytestmark = pytest.mark.pipeline
 METAD = REPO / "resources/plumed/metad_distance.dat"
 
 
 def settings(**group) -> dict:
+    """One walker's settings as the sample step gets them (PLUMED input as its lines)."""
     config = validate(tiny_config(walkers=[group]), "tiny.yaml")
-    return walker_settings(config["walkers"])[0]
+    return step_settings.walkers(config, 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +33,15 @@ def models(trained):
     return [str(workdir / "m0/model.nequip.zip"), str(workdir / "m1/model.nequip.zip")]
 
 
-def walk(models, tmp_path, state=None, iteration=1, step=0, bias=None, plumed=None, trust_hi=1e9, **group):
+def walk(models, tmp_path, state=None, iteration=1, step=0, bias=None, trust_hi=1e9, **group):
     """One walker on the 8-water box; the tiny test models heat it well above its
-    target temperature, so the runaway check is off unless a test sets it."""
+    target temperature, so the runaway check is off unless a test sets it.
+    Returns (frames, final state, bias files, COLVAR text)."""
     state = read(WATER_8) if state is None else state
     group.setdefault("max_temperature_factor", 100.0)
-    return run_walker(
-        state, 0, settings(**group), models, iteration, step, trust_hi, 7, 2, bias or {}, plumed, str(tmp_path)
-    )
+    task = WalkerTask(0, state, settings(**group), models, iteration, step, trust_hi, 7, 2, bias or {}, str(tmp_path))
+    result = run_walker(task)
+    return result.frames, result.final, result.bias, result.colvar
 
 
 def total_energies(frames: Frames) -> np.ndarray:
@@ -83,8 +87,7 @@ def test_geometry_optimisation_reaches_its_force_tolerance(models, tmp_path):
 
 
 def test_metadynamics_hills_persist_across_iterations(models, tmp_path):
-    plumed = read_input(METAD)
-    first, state, hills, colvar = walk(models, tmp_path, plumed=plumed, steps=40, stride=10)
+    first, state, hills, colvar = walk(models, tmp_path, plumed=str(METAD), steps=40, stride=10)
     assert colvar.startswith("#! FIELDS time d metad.bias")
     n_hills = sum(1 for line in hills["HILLS"].splitlines() if not line.startswith("#"))
     assert n_hills == 40 // 5  # PACE=5 over 40 steps
@@ -93,7 +96,15 @@ def test_metadynamics_hills_persist_across_iterations(models, tmp_path):
     state = read_h5(tmp_path / "walkers.h5")
     bias = json.loads(state.frame["bias"][0])
     second, _, hills_after, colvar_after = walk(
-        models, tmp_path, state=state.to_atoms(0), iteration=2, step=40, bias=bias, plumed=plumed, steps=40, stride=10
+        models,
+        tmp_path,
+        state=state.to_atoms(0),
+        iteration=2,
+        step=40,
+        bias=bias,
+        plumed=str(METAD),
+        steps=40,
+        stride=10,
     )
     assert sum(1 for line in hills_after["HILLS"].splitlines() if not line.startswith("#")) == 2 * n_hills
     first_row = colvar_after.splitlines()[1].split()
@@ -143,9 +154,9 @@ def test_temperature_runaway_resets_the_walker(models, tmp_path):
 
 def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
     """Two iterations of `sample` (Parsl tasks) with a biased and a plain walker group."""
-    from psiflow.sampling import initial_walkers, sample
+    from psiflow_pipeline.sampling import sample
 
-    groups = validate(
+    config = validate(
         tiny_config(
             walkers=[
                 {"count": 1, "steps": 20, "stride": 5, "plumed": str(METAD), "max_temperature_factor": 100},
@@ -153,17 +164,17 @@ def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
             ]
         ),
         "tiny.yaml",
-    )["walkers"]
+    )
     images = [read(WATER_8)]
-    walkers = initial_walkers(images, groups)
-    hills = []
+    walkers, hills = None, []  # the first iteration starts every walker at its structure
     for iteration in (1, 2):
-        candidates, walkers, colvars, log = sample(
-            walkers, images, groups, 1e9, 7, iteration, models, Execution(cores=2), tmp_path / f"parsl_{iteration}"
+        sample_settings = step_settings.sample(config, iteration)
+        candidates, walkers, colvars = sample(
+            walkers, images, sample_settings, iteration, models, Execution(cores=2), tmp_path / f"parsl_{iteration}"
         )
         write_h5(walkers, tmp_path / "walkers.h5")  # as the rule stores the state between iterations
         walkers = read_h5(tmp_path / "walkers.h5")
-        assert list(colvars) == [0] and list(walkers.frame["status"]) == ["ok", "ok"], log
+        assert list(colvars) == [0] and list(walkers.frame["status"]) == ["ok", "ok"], walkers.frame["reason"]
         hills.append(json.loads(walkers.frame["bias"][0])["HILLS"].count("\n"))
         assert walkers.frame["bias"][1] == "{}"
         assert set(candidates.frame["walker"]) == {0, 1} and (walkers.frame["step"] == 20 * iteration).all()

@@ -1,26 +1,22 @@
 # Iteration 0: rattled and strained copies of the initial structures take the
-# place of sampling and selection; the walkers start at the initial structures.
+# place of sampling and selection.
 
 
 rule bootstrap:
     input:
-        structures=config["system"]["structures"],
+        structures=config_files(config["system"]["structures"]),
     output:
-        selected="results/iter_0/selected.h5",
-        walkers="results/iter_0/walkers.h5",
+        selected=paths.iteration_file("selected.h5", 0),
     log:
-        "logs/bootstrap/iter_0.log",
+        log_of("bootstrap", "iter_0"),
     benchmark:
-        "benchmarks/bootstrap/iter_0.tsv"
+        benchmark_of("bootstrap", "iter_0")
     localrule: True
     conda:
-        "../../envs/sampling.yaml"
+        "../../envs/analysis.yaml"
     params:
-        system=config["system"],
-        bootstrap=config["bootstrap"],
-        walkers=config["walkers"],
-        seed=config["seed"],
+        settings=settings.bootstrap(config),
     message:
-        "Bootstrap: {params.bootstrap[n_rattled]} rattled copies per initial structure"
+        "Bootstrap: {params.settings[n_rattled]} rattled copies per initial structure"
     script:
         "../../scripts/bootstrap.py"

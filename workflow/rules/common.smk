@@ -1,10 +1,14 @@
-# Helpers shared by the rules: paths per iteration and the previous iteration.
+# Helpers shared by the rules: the iterations, file patterns, and the settings
+# that become each job's params (psiflow_pipeline.settings).
 
 LAST = config["iterations"]
 # iteration 0 comes from the user's labeled data instead of CP2K when given
 CP2K_ITERATIONS = r"[1-9]\d*" if config["bootstrap"]["initial_data"] else r"\d+"
 # AOTInductor compiles C++; without a compiler the packaged (eager) models are the product
 COMPILE = config["model"]["compile"] and shutil.which("c++") is not None
+# settings that are the same in every iteration, worked out once
+LABEL_SETTINGS = settings.label(config)
+EVALUATION_SETTINGS = settings.evaluation(config)
 
 
 wildcard_constraints:
@@ -12,40 +16,54 @@ wildcard_constraints:
     m=r"\d+",
 
 
+def config_files(files):
+    """Files the config names, as inputs whose modification time never reruns
+    a job: their content is part of the job's params (psiflow_pipeline.settings),
+    so a copy or a touch elsewhere changes nothing, and an edit reruns exactly
+    the jobs that read them."""
+    return [ancient(f) for f in files] if isinstance(files, list) else ancient(files)
+
+
+def log_of(rule, name="iter_{i}"):
+    return paths.log_file(rule, name)
+
+
+def benchmark_of(rule, name="iter_{i}"):
+    return paths.benchmark_file(rule, name)
+
+
+def iteration_of(wildcards):
+    return int(wildcards.i)
+
+
 def committee(i):
     """The deployable models of iteration i."""
-    return [
-        f"results/iter_{i}/models/member_{m}/model.nequip.zip"
-        for m in range(config["model"]["committee"])
-    ]
+    return [paths.member_model(i, m) for m in range(config["model"]["committee"])]
 
 
 def previous_committee(wildcards):
-    return committee(int(wildcards.i) - 1)
+    return committee(iteration_of(wildcards) - 1)
 
 
-def previous(name):
-    """Input function: results/iter_{i-1}/<name>."""
-
-    def of(wildcards):
-        return f"results/iter_{int(wildcards.i) - 1}/{name}"
-
-    return of
+def previous_walkers(wildcards):
+    """The walker states the sample step of iteration i continues from (none in iteration 1)."""
+    i = iteration_of(wildcards)
+    return [paths.iteration_file("walkers.h5", i - 1)] if i > 1 else []
 
 
 def previous_dataset(wildcards):
-    i = int(wildcards.i)
-    return [] if i == 0 else [f"results/iter_{i - 1}/dataset.h5"]
+    i = iteration_of(wildcards)
+    return [paths.iteration_file("dataset.h5", i - 1)] if i > 0 else []
 
 
 def evaluate_input(wildcards):
-    i = int(wildcards.i)
+    i = iteration_of(wildcards)
     inputs = {
-        "dataset": f"results/iter_{i}/dataset.h5",
-        "labeled": f"results/iter_{i}/labeled.h5",
+        "dataset": paths.iteration_file("dataset.h5", i),
+        "labeled": paths.iteration_file("labeled.h5", i),
         "models": committee(i),
         "isolated": isolated_atoms(wildcards),
-        "test_set": (
+        "test_set": config_files(
             [config["evaluation"]["test_set"]]
             if config["evaluation"]["test_set"]
             else []
@@ -58,33 +76,35 @@ def evaluate_input(wildcards):
 
 def isolated_atoms(wildcards):
     """The isolated-atom energies, when the config asks for them."""
-    return (
-        ["results/isolated_atoms.csv"] if config["reference"]["isolated_atoms"] else []
-    )
+    return [paths.ISOLATED_ATOMS] if config["reference"]["isolated_atoms"] else []
 
 
 def warm_start_model(wildcards):
     """Member m of iteration i-1, which member m of iteration i starts from."""
-    i = int(wildcards.i)
-    if config["model"]["warm_start"] and i > 0:
-        return [f"results/iter_{i - 1}/models/member_{wildcards.m}/model.nequip.zip"]
+    i = iteration_of(wildcards)
+    if i > 0 and settings.training(config, i)["warm_start"]:
+        return [paths.member_model(i - 1, wildcards.m)]
     return []
 
 
 def final_model_files():
     """The final committee as shipped in results/summary/model/."""
     members = range(config["model"]["committee"])
-    files = [f"results/summary/model/member_{m}.nequip.zip" for m in members]
+    files = [paths.final_model(m) for m in members]
     if COMPILE:
-        files += [f"results/summary/model/member_{m}.nequip.pt2" for m in members]
+        files += [paths.final_model(m, "nequip.pt2") for m in members]
     return files
 
 
-def job_resources(group, cpus):
-    return psiflow.execution.job_resources(config["execution"], group, cpus)
+def resources_of(group, cpus):
+    return job_resources(config["execution"], group, cpus)
 
 
 def on_pilots(group):
     """Whether the tasks of execution.<group> run on pilot jobs: the job
     then only coordinates them and runs in the Snakemake process."""
     return config["execution"][group]["provider"] == "slurm"
+
+
+def plumed_inputs():
+    return sorted({w["plumed"] for w in config["walkers"] if w["plumed"]})

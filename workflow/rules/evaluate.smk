@@ -6,20 +6,20 @@ rule evaluate:
     input:
         unpack(evaluate_input),
     output:
-        metrics="results/iter_{i}/metrics.csv",
-        parity="results/iter_{i}/parity.npz",
+        metrics=paths.iteration_file("metrics.csv"),
+        parity=paths.iteration_file("parity.npz"),
     log:
-        "logs/evaluate/iter_{i}.log",
+        log_of("evaluate"),
     benchmark:
-        "benchmarks/evaluate/iter_{i}.tsv"
+        benchmark_of("evaluate")
     retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["evaluate"]["threads"]
     resources:
-        **job_resources("evaluate", config["execution"]["evaluate"]["threads"]),
+        **resources_of("evaluate", config["execution"]["evaluate"]["threads"]),
     params:
-        valid_fraction=config["model"]["valid_fraction"],
+        settings=EVALUATION_SETTINGS,
     message:
         "Evaluate iteration {wildcards.i}"
     script:

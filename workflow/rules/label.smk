@@ -3,14 +3,14 @@
 
 rule label:
     input:
-        selected="results/iter_{i}/selected.h5",
-        template=config["reference"]["input"],
+        selected=paths.iteration_file("selected.h5"),
+        template=config_files(config["reference"]["input"]),
     output:
-        labeled="results/iter_{i}/labeled.h5",
+        labeled=paths.iteration_file("labeled.h5"),
     log:
-        "logs/label/iter_{i}.log",
+        log_of("label"),
     benchmark:
-        "benchmarks/label/iter_{i}.tsv"
+        benchmark_of("label")
     wildcard_constraints:
         i=CP2K_ITERATIONS,
     retries: config["execution"]["retries"]
@@ -19,12 +19,9 @@ rule label:
         "../../envs/cp2k.yaml"
     threads: config["execution"]["label"]["cores"]
     resources:
-        **job_resources("label", config["execution"]["label"]["cores"]),
+        **resources_of("label", config["execution"]["label"]["cores"]),
     params:
-        reference=config["reference"],
-        run_dir=lambda w: f"logs/parsl/label/iter_{w.i}",
-        # not an output: Snakemake must not delete it when a run is killed
-        cache_dir=lambda w: f"results/iter_{w.i}/label_cache",
+        settings=LABEL_SETTINGS,
     message:
         "Label iteration {wildcards.i}: CP2K single points of the selected frames"
     script:
@@ -33,26 +30,26 @@ rule label:
 
 rule isolated_atoms:
     input:
-        template=config["reference"]["input"],
-        structures=config["system"]["structures"],
+        template=config_files(config["reference"]["input"]),
+        structures=config_files(config["system"]["structures"]),
     output:
-        energies="results/isolated_atoms.csv",
+        energies=paths.ISOLATED_ATOMS,
     log:
-        "logs/isolated_atoms/isolated_atoms.log",
+        log_of("isolated_atoms", "isolated_atoms"),
     benchmark:
-        "benchmarks/isolated_atoms/isolated_atoms.tsv"
+        benchmark_of("isolated_atoms", "isolated_atoms")
     retries: config["execution"]["retries"]
     conda:
         "../../envs/cp2k.yaml"
-    threads: config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"]
+    threads: config["execution"]["label"]["mpi_ranks"] * config["execution"]["label"]["omp_threads"]
     resources:
-        **job_resources(
+        **resources_of(
             "label",
-            config["reference"]["mpi_ranks"] * config["reference"]["omp_threads"],
+            config["execution"]["label"]["mpi_ranks"]
+            * config["execution"]["label"]["omp_threads"],
         ),
     params:
-        reference=config["reference"],
-        system=config["system"],
+        settings=settings.isolated_atoms(config),
     message:
         "Isolated atoms: one CP2K single point per element"
     script:
@@ -63,16 +60,18 @@ if config["bootstrap"]["initial_data"]:
 
     rule import_initial_data:
         input:
-            data=config["bootstrap"]["initial_data"],
+            data=config_files(config["bootstrap"]["initial_data"]),
         output:
-            labeled="results/iter_0/labeled.h5",
+            labeled=paths.iteration_file("labeled.h5", 0),
         log:
-            "logs/import_initial_data/iter_0.log",
+            log_of("import_initial_data", "iter_0"),
         benchmark:
-            "benchmarks/import_initial_data/iter_0.tsv"
+            benchmark_of("import_initial_data", "iter_0")
         localrule: True
         conda:
             "../../envs/analysis.yaml"
+        params:
+            settings=settings.initial_data(config),
         message:
             "Iteration 0 from the labeled data in {input.data}"
         script:

@@ -1,84 +1,80 @@
-# Learning curve and summary over all iterations.
+# Learning curve and summary over all iterations, and the final committee.
 
 
 rule summary:
     input:
-        metrics=expand("results/iter_{i}/metrics.csv", i=range(LAST + 1)),
-        datasets=expand("results/iter_{i}/dataset.h5", i=range(LAST + 1)),
-        candidates=expand("results/iter_{i}/candidates.h5", i=range(1, LAST + 1)),
-        parity=f"results/iter_{LAST}/parity.npz",
+        metrics=[paths.iteration_file("metrics.csv", i) for i in range(LAST + 1)],
+        datasets=[paths.iteration_file("dataset.h5", i) for i in range(LAST + 1)],
+        candidates=[
+            paths.iteration_file("candidates.h5", i) for i in range(1, LAST + 1)
+        ],
+        parity=paths.iteration_file("parity.npz", LAST),
         models=committee(LAST),
     output:
         metrics=report(
-            "results/summary/metrics.csv",
+            paths.summary_file("metrics.csv"),
             caption="../report/metrics.rst",
             category="Learning",
         ),
         curve=report(
-            "results/summary/learning_curve.png",
+            paths.summary_file("learning_curve.png"),
             caption="../report/learning_curve.rst",
             category="Learning",
         ),
         parity=report(
-            "results/summary/parity.png",
+            paths.summary_file("parity.png"),
             caption="../report/parity.rst",
             category="Learning",
         ),
         deviations=report(
-            "results/summary/deviations.png",
+            paths.summary_file("deviations.png"),
             caption="../report/deviations.rst",
             category="Sampling",
         ),
         walkers=report(
-            "results/summary/walkers.csv",
+            paths.summary_file("walkers.csv"),
             caption="../report/walkers.rst",
             category="Sampling",
         ),
         provenance=report(
-            "results/summary/provenance.yaml",
+            paths.summary_file("provenance.yaml"),
             caption="../report/provenance.rst",
             category="Provenance",
         ),
-        readme="results/summary/model/README.md",
-        models=expand(
-            "results/summary/model/member_{m}.nequip.zip",
-            m=range(config["model"]["committee"]),
-        ),
+        readme=paths.summary_file("model/README.md"),
+        models=[paths.final_model(m) for m in range(config["model"]["committee"])],
     log:
-        "logs/summary/summary.log",
+        log_of("summary", "summary"),
     benchmark:
-        "benchmarks/summary/summary.tsv"
+        benchmark_of("summary", "summary")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:
-        config=config,
-        repository=Path(workflow.basedir).parent,
-        trust_lo=config["selection"]["trust_lo"],
-        trust_hi=config["selection"]["trust_hi"],
+        settings=settings.summary(config),
     message:
-        "Summary over iterations 0..{LAST}"
+        f"Summary over iterations 0..{LAST}"
     script:
         "../../scripts/summary.py"
 
 
 rule compile:
     input:
-        package=f"results/iter_{LAST}/models/member_{{m}}/model.nequip.zip",
+        package=paths.member_model(LAST, "{m}"),
     output:
-        compiled="results/summary/model/member_{m}.nequip.pt2",
+        compiled=paths.final_model("{m}", "nequip.pt2"),
     log:
-        "logs/compile/member_{m}.log",
+        log_of("compile", "member_{m}"),
     benchmark:
-        "benchmarks/compile/member_{m}.tsv"
+        benchmark_of("compile", "member_{m}")
     retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["train"]["threads"]
     resources:
-        **job_resources("train", config["execution"]["train"]["threads"]),
+        **resources_of("train", config["execution"]["train"]["threads"]),
     params:
-        accelerator=config["execution"]["train"]["accelerator"],
+        settings=settings.final_model(config),
     message:
         "Compile member {wildcards.m} of the final committee (nequip-compile, AOTInductor)"
     script:

@@ -3,18 +3,18 @@
 
 rule sample:
     input:
-        walkers=previous("walkers.h5"),
+        walkers=previous_walkers,
         models=previous_committee,
-        structures=config["system"]["structures"],
-        plumed=[w["plumed"] for w in config["walkers"] if w["plumed"]],
+        structures=config_files(config["system"]["structures"]),
+        plumed=config_files(plumed_inputs()),
     output:
-        candidates="results/iter_{i}/candidates.h5",
-        walkers="results/iter_{i}/walkers.h5",
-        colvar=directory("results/iter_{i}/colvar"),
+        candidates=paths.iteration_file("candidates.h5"),
+        walkers=paths.iteration_file("walkers.h5"),
+        colvar=directory(paths.colvar_dir()),
     log:
-        "logs/sample/iter_{i}.log",
+        log_of("sample"),
     benchmark:
-        "benchmarks/sample/iter_{i}.tsv"
+        benchmark_of("sample")
     wildcard_constraints:
         i=r"[1-9]\d*",
     retries: config["execution"]["retries"]
@@ -23,13 +23,9 @@ rule sample:
         "../../envs/sampling.yaml"
     threads: config["execution"]["sample"]["cores"]
     resources:
-        **job_resources("sample", config["execution"]["sample"]["cores"]),
+        **resources_of("sample", config["execution"]["sample"]["cores"]),
     params:
-        system=config["system"],
-        walkers=config["walkers"],
-        trust_hi=config["selection"]["trust_hi"],
-        seed=config["seed"],
-        run_dir=lambda w: f"logs/parsl/sample/iter_{w.i}",
+        settings=lambda w: settings.sample(config, iteration_of(w)),
     message:
         "Sample iteration {wildcards.i}: MD of every walker with the committee of iteration {wildcards.i}-1"
     script:

@@ -3,22 +3,21 @@
 
 rule select:
     input:
-        candidates="results/iter_{i}/candidates.h5",
+        candidates=paths.iteration_file("candidates.h5"),
     output:
-        selected="results/iter_{i}/selected.h5",
+        selected=paths.iteration_file("selected.h5"),
     log:
-        "logs/select/iter_{i}.log",
+        log_of("select"),
     benchmark:
-        "benchmarks/select/iter_{i}.tsv"
+        benchmark_of("select")
     wildcard_constraints:
         i=r"[1-9]\d*",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:
-        selection=config["selection"],
-        seed=config["seed"],
+        settings=lambda w: settings.selection(config, iteration_of(w)),
     message:
-        "Select iteration {wildcards.i}: at most {params.selection[max_per_iteration]} frames"
+        "Select iteration {wildcards.i}: at most {params.settings[max_per_iteration]} frames"
     script:
         "../../scripts/select_frames.py"

@@ -3,19 +3,17 @@
 
 rule dataset:
     input:
-        labeled="results/iter_{i}/labeled.h5",
+        labeled=paths.iteration_file("labeled.h5"),
         previous=previous_dataset,
     output:
-        dataset="results/iter_{i}/dataset.h5",
+        dataset=paths.iteration_file("dataset.h5"),
     log:
-        "logs/dataset/iter_{i}.log",
+        log_of("dataset"),
     benchmark:
-        "benchmarks/dataset/iter_{i}.tsv"
+        benchmark_of("dataset")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
-    params:
-        valid_fraction=config["model"]["valid_fraction"],
     message:
         "Dataset iteration {wildcards.i}: all labels of iterations 0..{wildcards.i}"
     script:
@@ -24,26 +22,23 @@ rule dataset:
 
 rule train:
     input:
-        dataset="results/iter_{i}/dataset.h5",
+        dataset=paths.iteration_file("dataset.h5"),
         isolated=isolated_atoms,
         warm_start=warm_start_model,
     output:
-        model="results/iter_{i}/models/member_{m}/model.nequip.zip",
+        model=paths.member_model(),
     log:
-        "logs/train/iter_{i}_member_{m}.log",
+        log_of("train", "iter_{i}_member_{m}"),
     benchmark:
-        "benchmarks/train/iter_{i}_member_{m}.tsv"
+        benchmark_of("train", "iter_{i}_member_{m}")
     retries: config["execution"]["retries"]
     conda:
         "../../envs/training.yaml"
     threads: config["execution"]["train"]["threads"]
     resources:
-        **job_resources("train", config["execution"]["train"]["threads"]),
+        **resources_of("train", config["execution"]["train"]["threads"]),
     params:
-        model=config["model"],
-        seed=config["seed"],
-        accelerator=config["execution"]["train"]["accelerator"],
-        workdir=lambda w: f"results/iter_{w.i}/models/member_{w.m}/training",
+        settings=lambda w: settings.training(config, iteration_of(w)),
     message:
         "Train iteration {wildcards.i}, committee member {wildcards.m}"
     script:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[1]
 EXECUTOR = "tasks"
 
 
@@ -74,12 +73,9 @@ class Execution:
         return max(1, min(cores // self.cores_per_task, tasks))
 
     def worker_init(self) -> str:
-        # workers import the library by module name, as the rule script does;
-        # appended (as Snakemake does) so that no script shadows a standard module
-        lines = [f"export PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{SCRIPTS}"]
-        if self.provider == "slurm" and self.pilot["worker_init"]:
-            lines.insert(0, self.pilot["worker_init"])
-        return "\n".join(lines)
+        """Shell lines before the workers start: the pilot's `worker_init`
+        (e.g. activating the environment that holds the library)."""
+        return self.pilot.get("worker_init", "") if self.provider == "slurm" else ""
 
     def provider_of(self):
         if self.provider == "local":

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from psiflow.cp2k import Cp2kCommand, SinglePoint, persistent_single_point, single_point
-from psiflow.data import Frames, replace_atomically
-from psiflow.execution import Execution, run_tasks
 
-
-def command_from_config(reference: dict) -> Cp2kCommand:
-    return Cp2kCommand(
-        executable=reference["executable"],
-        mpi_ranks=reference["mpi_ranks"],
-        omp_threads=reference["omp_threads"],
-        launcher=reference["launcher"],
-        walltime_s=reference["walltime_s"],
-    )
+from psiflow_pipeline.cp2k.command import Cp2kCommand
+from psiflow_pipeline.cp2k.output import SinglePoint
+from psiflow_pipeline.cp2k.process import single_point
+from psiflow_pipeline.cp2k.shell import persistent_single_point
+from psiflow_pipeline.data import Frames, Status, replace_atomically
+from psiflow_pipeline.execution import Execution, run_tasks
+from psiflow_pipeline.logs import Progress
 
 
 def label_task(
@@ -56,7 +52,7 @@ class LabelCache:
             return None
         with np.load(path) as stored:
             stress = stored["stress"] if stored["stress"].shape == (3, 3) else None
-            return SinglePoint("ok", energy=float(stored["energy"]), forces=stored["forces"], stress=stress)
+            return SinglePoint(Status.OK, energy=float(stored["energy"]), forces=stored["forces"], stress=stress)
 
     def store(self, key: str, result: SinglePoint) -> None:
         stress = result.stress if result.stress is not None else np.zeros(0)
@@ -77,13 +73,14 @@ def label(
     cache_dir,
     persistent: bool = True,
     stress: bool = False,
-) -> tuple[Frames, list[str]]:
+) -> Frames:
     """Energies and forces for every frame; failures are recorded, not raised.
 
     Single points found in the cache are not recomputed; every successful
-    new one is cached as soon as it arrives. Failed ones are computed again
-    by a rerun.
+    new one is cached as soon as it arrives, and logged with the count so far
+    and an estimate of the time left. Failed ones are computed again by a rerun.
     """
+    log = logging.getLogger("psiflow")
     labeled = frames.take(np.arange(len(frames)))
     labeled.atom["forces"][:] = np.nan
     labeled.frame["energy"][:] = np.nan
@@ -91,17 +88,15 @@ def label(
     cache = LabelCache(cache_dir)
     images = [frames.to_atoms(k) for k in range(len(frames))]
     keys = [LabelCache.key(str(frames.frame["identifier"][k]), images[k], template, stress) for k in range(len(frames))]
-    log = []
 
-    def record(k: int, result: SinglePoint, origin: str) -> None:
+    def record(k: int, result: SinglePoint) -> None:
         labeled.frame["status"][k] = result.status
         labeled.frame["reason"][k] = result.reason
-        if result.status == "ok":
+        if result.status == Status.OK:
             labeled.frame["energy"][k] = result.energy
             labeled.atom["forces"][labeled.atoms_of(k)] = result.forces
             if result.stress is not None:
                 labeled.frame["stress"][k] = result.stress
-        log.append(f"{keys[k]}: {result.status} {result.reason} ({origin}, {result.seconds:.1f} s)")
 
     todo = []
     for k in range(len(frames)):
@@ -109,8 +104,8 @@ def label(
         if cached is None:
             todo.append(k)
         else:
-            record(k, cached, "cached")
-    log.append(f"{len(frames) - len(todo)} single points from the cache, {len(todo)} to compute")
+            record(k, cached)
+    log.info("%d single points from the cache, %d to compute", len(frames) - len(todo), len(todo))
     scratch = Path(run_dir).resolve() / "scratch"  # CP2K's files, next to Parsl's logs
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = [(images[k], template, command, persistent, stress, str(scratch)) for k in todo]
@@ -118,18 +113,20 @@ def label(
     execution = dataclasses.replace(
         execution, cores_per_task=command.mpi_ranks * command.omp_threads, ranks_per_task=command.mpi_ranks
     )
+    progress = Progress(len(frames), "single points", log, done=len(frames) - len(todo))
     for index, result in run_tasks(label_task, tasks, execution, run_dir):
         k = todo[index]
         if isinstance(result, Exception):
-            result = SinglePoint("failed", f"task error: {result!r}"[:300])
-        if result.status == "ok":
+            result = SinglePoint(Status.FAILED, f"task error: {result!r}"[:300])
+        if result.status == Status.OK:
             cache.store(keys[k], result)
-        record(k, result, "computed")
-    return labeled, log
+        record(k, result)
+        progress.finished(f"{keys[k]}: {result.status} {result.reason} ({result.seconds:.1f} s)".replace("  ", " "))
+    return labeled
 
 
 def check_failures(labeled: Frames, max_failed_fraction: float, source: str) -> None:
-    failed = labeled.frame["status"] != "ok"
+    failed = labeled.frame["status"] != Status.OK
     if len(labeled) and failed.mean() > max_failed_fraction:
         reasons = {}
         for reason in labeled.frame["reason"][failed]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from ase.data import chemical_symbols
-from psiflow.data import Frames
-from psiflow.models import uncertainty
+
+from psiflow_pipeline.data import Frames
+from psiflow_pipeline.models.uncertainty import uncertainty
 
 METRIC_COLUMNS = [
     "iteration",
@@ -73,3 +74,49 @@ def binding_energy_per_atom(frames: Frames, atom_energies: dict | None) -> float
     reference = np.array([atom_energies[chemical_symbols[z]] for z in frames.atom["numbers"]])
     per_frame = np.add.reduceat(reference, frames.offsets[:-1])
     return float(np.mean((frames.frame["energy"] - per_frame) / np.diff(frames.offsets)))
+
+
+def evaluate_iteration(
+    iteration: int,
+    dataset: Frames,
+    labeled: Frames,
+    current,
+    previous=None,
+    test_set: Frames | None = None,
+    valid_fraction: float = 0.1,
+    isolated: dict | None = None,
+):
+    """The metrics table of one iteration and the data of its parity plots.
+
+    Rows: the committee of `iteration` on the train and valid splits (and the
+    test set), and `previous` (the committee of iteration-1, which chose the
+    frames) on the fresh labels - the honest out-of-sample error.
+    """
+    import pandas as pd
+
+    from psiflow_pipeline.data import Status
+    from psiflow_pipeline.dataset import split
+
+    train, valid = split(dataset, valid_fraction)
+    # subset -> (frames, committee, the committee's iteration)
+    subsets = {"train": (train, current, iteration), "valid": (valid, current, iteration)}
+    if test_set is not None:
+        subsets["test"] = (test_set, current, iteration)
+    if previous is not None:
+        fresh = labeled.take(np.flatnonzero(labeled.frame["status"] == Status.OK))
+        subsets["new"] = (fresh, previous, iteration - 1)
+    rows, parity = [], {}
+    for subset, (frames, committee, model_iteration) in subsets.items():
+        if len(frames) == 0:  # no validation frame yet: nothing to report
+            continue
+        predicted = predict(frames, committee)
+        row = {"iteration": iteration, "model_iteration": model_iteration, "subset": subset}
+        row.update(errors(frames, predicted=predicted))
+        row["binding_energy_per_atom"] = binding_energy_per_atom(frames, isolated)
+        rows.append(row)
+        parity[f"{subset}_energy_reference"] = frames.frame["energy"] / np.diff(frames.offsets)
+        parity[f"{subset}_energy_predicted"] = predicted["energy_per_atom"]
+        parity[f"{subset}_forces_reference"] = frames.atom["forces"]
+        parity[f"{subset}_forces_predicted"] = predicted["forces"]
+    extra = sorted({key for row in rows for key in row} - set(METRIC_COLUMNS))  # per-element errors
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS + extra), parity

@@ -1,64 +1,20 @@
-"""Phase-space sampling: bootstrap frames and MD walkers driven by the committee."""
+"""Phase-space sampling: MD walkers (or geometry optimisations) driven by the
+committee, one Parsl task per walker, checked at every saved frame."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 from ase.md.velocitydistribution import thermalize_momenta
-from psiflow.data import Frames
-from psiflow.selection import rng_for
 
-
-def rattled_frames(images: list[Atoms], n_rattled: int, sigma: float, strain: float, seed: int) -> Frames:
-    """Iteration 0: rattled and strained copies of each initial structure."""
-    rng = rng_for(seed, 0)
-    copies, identifiers = [], []
-    for s, atoms in enumerate(images):
-        for k in range(n_rattled):
-            copy = atoms.copy()
-            if atoms.pbc.any():
-                deformation = np.eye(3) + rng.uniform(-strain, strain, (3, 3))
-                copy.set_cell(atoms.cell.array @ ((deformation + deformation.T) / 2), scale_atoms=True)
-            copy.positions += rng.normal(0.0, sigma, copy.positions.shape)
-            copies.append(copy)
-            identifiers.append(f"i0-s{s}-b{k}")
-    frames = Frames.from_atoms(copies, iteration=0, status="ok")
-    frames.frame["identifier"][:] = identifiers
-    return frames
-
-
-def walker_settings(walkers: list[dict], iteration: int = 0) -> list[dict]:
-    """One settings dict per walker in `iteration`; list-valued temperatures and
-    pressures go round-robin, and the group's schedule entries up to `iteration` apply."""
-    settings = []
-    for group in walkers:
-        group = dict(group)
-        for entry in sorted(group.pop("schedule", []), key=lambda e: e["from_iteration"]):
-            if entry["from_iteration"] <= iteration:
-                group.update({k: v for k, v in entry.items() if k != "from_iteration"})
-        temperatures = np.atleast_1d(group["temperature"])
-        pressures = np.atleast_1d(group["pressure_bar"])
-        for k in range(group["count"]):
-            walker = dict(group, temperature=float(temperatures[k % len(temperatures)]))
-            walker["pressure_bar"] = float(pressures[k % len(pressures)])
-            walker.pop("count")
-            settings.append(walker)
-    return settings
-
-
-def initial_walkers(images: list[Atoms], walkers: list[dict]) -> Frames:
-    """Walker states before the first iteration: each at its initial structure."""
-    settings = walker_settings(walkers)
-    states = [images[w["structure"]] for w in settings]
-    frames = Frames.from_atoms(states, iteration=0, step=0, status="ok")
-    frames.frame["walker"][:] = np.arange(len(settings))
-    frames.frame["temperature"][:] = [w["temperature"] for w in settings]
-    frames.frame["identifier"][:] = [f"i0-w{k}-s0" for k in range(len(settings))]
-    return frames
+from psiflow_pipeline.data import Frames, Status, walker_identifier
+from psiflow_pipeline.seeds import rng_for
 
 
 def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
@@ -119,64 +75,83 @@ def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float) ->
     return ""
 
 
-def run_walker(
-    state: Atoms,
-    walker: int,
-    settings: dict,
-    model_paths: list[str],
-    iteration: int,
-    step: int,
-    trust_hi: float,
-    seed: int,
-    threads: int,
-    bias: dict,
-    plumed_input: list[str] | None,
-    workdir: str,
-) -> tuple[Frames, Frames, dict, str]:
-    """One walker's sampling for one iteration (a Parsl task).
+@dataclass
+class WalkerTask:
+    """Everything one walker needs for one iteration (one Parsl task).
 
-    Returns the saved frames, the final state, the PLUMED bias files and the
-    COLVAR text. A walker stops at the first saved frame that fails a check
-    (`check_frame`); that frame keeps status "reset" and its reason, so it is
-    never selected, and the final state is marked "reset" so that the next
+    `settings` is the walker's entry of `psiflow_pipeline.settings.walkers`;
+    `step` counts the walker's steps before this iteration; `bias` holds the
+    PLUMED files (HILLS) of earlier iterations.
+    """
+
+    walker: int
+    state: Atoms
+    settings: dict
+    model_paths: list[str]
+    iteration: int
+    step: int
+    trust_hi: float
+    seed: int
+    threads: int = 1
+    bias: dict = field(default_factory=dict)
+    workdir: str = "."
+
+
+@dataclass
+class WalkerResult:
+    frames: Frames  # the saved frames; the last one carries the walker's status and reason
+    final: Frames  # the state the walker continues from next iteration
+    bias: dict  # the PLUMED bias files at the end
+    colvar: str  # the COLVAR text of this iteration
+
+
+def run_walker(task: WalkerTask) -> WalkerResult:
+    """One walker's sampling for one iteration.
+
+    A walker stops at the first saved frame that fails a check
+    (`check_frame`); that frame keeps status reset and its reason, so it is
+    never selected, and the final state is marked reset so that the next
     iteration restarts the walker from its initial structure, or from its last
     sane state with `reset_to: last_sane`.
     """
     import os
 
     import torch
-    from psiflow.models import Committee
 
-    torch.set_num_threads(threads)
-    rng = rng_for(seed, iteration, walker)
-    folder = Path(workdir) / f"walker_{walker}"
+    from psiflow_pipeline.models.committee import Committee
+
+    settings, step = task.settings, task.step
+    torch.set_num_threads(task.threads)
+    rng = rng_for(task.seed, task.iteration, task.walker)
+    folder = Path(task.workdir) / f"walker_{task.walker}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    atoms = state.copy()
-    committee = Committee.from_files(model_paths)
+    atoms = task.state.copy()
+    committee = Committee.from_files(task.model_paths)
     atoms.calc = committee
-    if plumed_input is not None:
+    biased = settings["plumed"] is not None
+    if biased:
         from ase.calculators.plumed import Plumed
 
-        for name, text in bias.items():  # the hills of earlier iterations
+        for name, text in task.bias.items():  # the hills of earlier iterations
             (folder / name).write_text(text)
         previous = os.getcwd()
         os.chdir(folder)  # PLUMED writes its files where it runs
         atoms.calc = Plumed(
             committee,
-            plumed_input,
+            settings["plumed"],
             timestep=settings["timestep"] * units.fs,
             atoms=atoms,
             kT=units.kB * settings["temperature"],
             log=str(folder / "plumed.log"),
-            restart=bool(bias),
+            restart=bool(task.bias),
         )
         atoms.calc.istep = step
     if settings["ensemble"] != "opt" and not atoms.get_momenta().any():
         thermalize_momenta(atoms, settings["temperature"], rng=rng)
     dynamics = make_dynamics(atoms, settings, rng)
     saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
-    status, reason, sane = "ok", "", state.copy()
+    status, reason, sane = Status.OK, "", task.state.copy()
     done = 0
     try:
         while done < settings["steps"]:
@@ -188,7 +163,7 @@ def run_walker(
                 else:
                     dynamics.run(chunk)
                 atoms.get_forces()
-                reason = check_frame(atoms, committee.results, settings, trust_hi)
+                reason = check_frame(atoms, committee.results, settings, task.trust_hi)
             except Exception as error:  # a blow-up of the model or integrator is a walker failure
                 reason = f"MD step failed: {error}"[:300]
             done += chunk
@@ -200,81 +175,107 @@ def run_walker(
             temperatures.append(atoms.get_temperature() if settings["ensemble"] != "opt" else np.nan)
             steps.append(step + done)
             if reason:
-                status = "reset"
+                status = Status.RESET
                 break
             sane = atoms.copy()
             if settings["ensemble"] == "opt" and converged:
                 reason = "converged"
                 break
     finally:
-        if plumed_input is not None:
+        if biased:
             atoms.calc.plumed.finalize()  # flushes HILLS and COLVAR
             os.chdir(previous)
-    frames = Frames.from_atoms(saved, iteration=iteration, walker=walker, status="ok")
+    frames = Frames.from_atoms(saved, iteration=task.iteration, walker=task.walker, status=Status.OK)
     frames.frame["energy"][:] = energies
     frames.frame["deviation"][:] = deviations
     frames.frame["energy_deviation"][:] = energy_deviations
     frames.frame["temperature"][:] = temperatures
     frames.frame["step"][:] = steps
-    frames.frame["identifier"][:] = [f"i{iteration}-w{walker}-s{s}" for s in steps]
+    frames.frame["identifier"][:] = [walker_identifier(task.iteration, task.walker, s) for s in steps]
     frames.frame["status"][-1] = status
     frames.frame["reason"][-1] = reason
     final = frames.take([len(frames) - 1])
-    if status == "reset" and settings["reset_to"] == "last_sane":
-        final = Frames.from_atoms([sane], iteration=iteration, walker=walker, status="ok", step=steps[-1])
+    if status == Status.RESET and settings["reset_to"] == "last_sane":
+        final = Frames.from_atoms(
+            [sane], iteration=task.iteration, walker=task.walker, status=Status.OK, step=steps[-1]
+        )
         final.frame["reason"][:] = f"restarted from the last sane state after: {reason}"
         final.frame["identifier"][:] = frames.frame["identifier"][-1]
     final.frame["temperature"][:] = settings["temperature"]
     bias_files = {p.name: p.read_text() for p in folder.glob("HILLS*")}
     colvar = (folder / "COLVAR").read_text() if (folder / "COLVAR").exists() else ""
     final.frame["bias"][:] = json.dumps(bias_files)
-    return frames, final, bias_files, colvar
+    return WalkerResult(frames, final, bias_files, colvar)
+
+
+def starting_points(previous: Frames | None, images: list[Atoms], walkers: list[dict]) -> list[tuple[Atoms, int, dict]]:
+    """Where each walker starts this iteration: (state, steps so far, bias).
+
+    A walker continues from its state at the end of the previous iteration;
+    in the first iteration, and after a reset, it starts at its structure
+    with no bias.
+    """
+    if previous is not None and len(previous) != len(walkers):
+        raise ValueError(f"the previous iteration has {len(previous)} walkers, the config asks for {len(walkers)}")
+    points = []
+    for k, walker in enumerate(walkers):
+        if previous is None or previous.frame["status"][k] != Status.OK:
+            points.append((images[walker["structure"]].copy(), 0, {}))
+        else:
+            step = int(max(previous.frame["step"][k], 0))
+            points.append((previous.to_atoms(k), step, json.loads(previous.frame["bias"][k] or "{}")))
+    return points
 
 
 def sample(
-    walkers: Frames,
+    previous: Frames | None,
     images: list[Atoms],
-    walker_groups: list[dict],
-    trust_hi: float,
-    seed: int,
+    settings: dict,
     iteration: int,
     model_paths: list[str],
     execution,
     run_dir,
-) -> tuple[Frames, Frames, dict, list[str]]:
-    """Run every walker as a Parsl task.
+) -> tuple[Frames, Frames, dict]:
+    """Run every walker of `iteration` as a Parsl task; `settings` as
+    `psiflow_pipeline.settings.sample` gives them.
 
-    Returns the candidate frames, the new walker states, each biased walker's
-    COLVAR text by walker index, and a log.
+    Returns the candidate frames, the new walker states, and each biased
+    walker's COLVAR text by walker index. Each finished walker is logged at once.
     """
-    from psiflow.execution import run_tasks
-    from psiflow.plumed import read_input
+    from psiflow_pipeline.execution import run_tasks
+    from psiflow_pipeline.logs import Progress
 
-    settings = walker_settings(walker_groups, iteration)
-    if len(settings) != len(walkers):
-        raise ValueError(f"walkers.h5 holds {len(walkers)} walkers, the config asks for {len(settings)}")
+    walkers = settings["walkers"]
     run_dir = Path(run_dir).resolve()
-    tasks = []
-    for k in range(len(walkers)):
-        state = walkers.to_atoms(k)
-        bias = json.loads(walkers.frame["bias"][k] or "{}")
-        if walkers.frame["status"][k] != "ok":  # a reset walker starts over, bias included
-            state, bias = images[settings[k]["structure"]].copy(), {}
-        plumed = read_input(settings[k]["plumed"]) if settings[k]["plumed"] else None
-        step = int(max(walkers.frame["step"][k], 0))
-        tasks.append(
-            (state, k, settings[k], [str(p) for p in model_paths], iteration, step, trust_hi, seed)
-            + (execution.cores_per_task, bias, plumed, str(run_dir / "walkers"))
+    tasks = [
+        (
+            WalkerTask(
+                walker=k,
+                state=state,
+                settings=walkers[k],
+                model_paths=[str(p) for p in model_paths],
+                iteration=iteration,
+                step=step,
+                trust_hi=settings["trust_hi"],
+                seed=settings["seed"],
+                threads=execution.cores_per_task,
+                bias=bias,
+                workdir=str(run_dir / "walkers"),
+            ),
         )
-    results, log = [None] * len(tasks), []
+        for k, (state, step, bias) in enumerate(starting_points(previous, images, walkers))
+    ]
+    results: list[WalkerResult | None] = [None] * len(tasks)
+    progress = Progress(len(tasks), "walkers", logging.getLogger("psiflow"))
     for k, result in run_tasks(run_walker, tasks, execution, run_dir):
         if isinstance(result, Exception):
             raise RuntimeError(f"walker {k} failed: {result!r}") from result
         results[k] = result
-        frames, final = result[:2]
-        reason = frames.frame["reason"][-1]
-        log.append(f"walker {k}: {len(frames)} frames, {final.frame['status'][0]} {reason}".rstrip())
-    candidates = Frames.concatenate([r[0] for r in results])
-    new_walkers = Frames.concatenate([r[1] for r in results])
-    colvars = {k: r[3] for k, r in enumerate(results) if r[3]}
-    return candidates, new_walkers, colvars, log
+        reason = result.frames.frame["reason"][-1]
+        progress.finished(
+            f"walker {k}: {len(result.frames)} frames, {result.final.frame['status'][0]} {reason}".rstrip()
+        )
+    candidates = Frames.concatenate([r.frames for r in results])
+    new_walkers = Frames.concatenate([r.final for r in results])
+    colvars = {k: r.colvar for k, r in enumerate(results) if r.colvar}
+    return candidates, new_walkers, colvars

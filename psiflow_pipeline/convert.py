@@ -1,19 +1,16 @@
 """Convert frame files between psiflow's HDF5 store and extxyz, by extension.
 
-    .venv/bin/python scripts/convert.py results/iter_3/dataset.h5 dataset.xyz   # export
-    .venv/bin/python scripts/convert.py my_data.xyz my_data.h5                  # import
+    psiflow-convert results/iter_3/dataset.h5 dataset.xyz   # export
+    psiflow-convert my_data.xyz my_data.h5                  # import
 
 Every array survives both ways bit for bit (energies, forces, stress, cell,
 identifiers, deviations, walker and iteration columns).
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent))
-
-from psiflow.data import read_extxyz, read_h5, write_extxyz, write_h5  # noqa: E402
+from psiflow_pipeline.data import read_extxyz, read_h5, write_extxyz, write_h5
 
 READERS = {".h5": read_h5, ".xyz": read_extxyz, ".extxyz": read_extxyz}
 WRITERS = {".h5": write_h5, ".xyz": write_extxyz, ".extxyz": write_extxyz}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from psiflow.data import Frames
+
+from psiflow_pipeline.data import Frames, Status
 
 
 def is_validation(identifiers, fraction: float) -> np.ndarray:
@@ -21,7 +22,7 @@ def is_validation(identifiers, fraction: float) -> np.ndarray:
 
 def extend(previous: Frames | None, labeled: Frames) -> Frames:
     """All successful labels so far; failed single points stay out of training."""
-    ok = labeled.take(np.flatnonzero(labeled.frame["status"] == "ok"))
+    ok = labeled.take(np.flatnonzero(labeled.frame["status"] == Status.OK))
     parts = [previous, ok] if previous is not None else [ok]
     dataset = Frames.concatenate(parts)
     identifiers = dataset.frame["identifier"]

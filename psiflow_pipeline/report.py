@@ -10,11 +10,56 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
-from psiflow.data import read_h5
 
-PACKAGES = ["snakemake", "parsl", "ase", "nequip", "torch", "h5py", "numpy", "pandas", "matplotlib"]
+from psiflow_pipeline.data import read_h5
+
+PACKAGES = ["psiflow-pipeline", "snakemake", "parsl", "ase", "nequip", "torch", "h5py", "numpy", "pandas", "matplotlib"]
+
+MODEL_README = """# The final committee
+
+`member_{{m}}.nequip.zip` are self-contained NequIP packages (eager PyTorch, any
+device); `member_{{m}}.nequip.pt2`, where present, are the same models compiled
+with AOTInductor for the device they were compiled on ({members} members).
+
+```python
+from nequip.integrations.ase import NequIPCalculator
+
+atoms.calc = NequIPCalculator.from_compiled_model("member_0.nequip.pt2", device="cpu")
+# or, without compilation:
+atoms.calc = NequIPCalculator._from_saved_model("member_0.nequip.zip", device="cpu")
+```
+
+For the committee mean and its force deviation, as psiflow samples with it
+(the `psiflow-pipeline` package, installed by psiflow's set-up):
+
+```python
+from psiflow_pipeline.models.committee import Committee
+
+atoms.calc = Committee.from_files(["member_0.nequip.zip", "member_1.nequip.zip"])
+atoms.get_forces(); atoms.calc.results["deviation"]  # eV/Å
+```
+
+For LAMMPS, compile a package with `nequip-compile --mode aotinductor --target pair_nequip`
+(see the NequIP documentation).
+"""
+
+
+def collect_metrics(metric_files, dataset_files) -> tuple[pd.DataFrame, dict[int, int]]:
+    """All iterations' metrics in one table, with the dataset size (labels) of each iteration."""
+    metrics = pd.concat([pd.read_csv(p) for p in metric_files], ignore_index=True)
+    labels = {}
+    for path in dataset_files:
+        with h5py.File(path, "r") as f:  # the size only: no need to read the frames
+            labels[_iteration_of(path)] = len(f["offsets"]) - 1
+    metrics.insert(3, "labels", metrics.iteration.map(labels))
+    return metrics, labels
+
+
+def _iteration_of(path) -> int:
+    return int(Path(path).parent.name.removeprefix("iter_"))
 
 
 def _pyplot():
@@ -126,33 +171,41 @@ def walker_table(candidate_files: list) -> pd.DataFrame:
 
 
 def provenance(config: dict, repository) -> dict:
-    """Versions, the configuration and the commit that produced a run."""
+    """Versions, the settings of every job, the configuration and the commit that produced a run."""
+    from psiflow_pipeline.settings import every_iteration
+
     versions = {}
     for package in PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed in this environment"
-    executable = config["reference"]["executable"]
+    executable = config["execution"]["label"]["executable"]
     cp2k = "not found"
     if shutil.which(executable):
         output = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
         cp2k = next((line.strip() for line in output.splitlines() if "CP2K version" in line), output.strip()[:80])
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repository), "status", "--porcelain"], capture_output=True, text=True)
-        if dirty.stdout.strip():
-            commit += " (with uncommitted changes)"
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        commit = "unknown (not a git checkout)"
+    commit = "unknown (not a git checkout)"
+    if repository:
+        try:
+            commit = subprocess.run(
+                ["git", "-C", str(repository), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(repository), "status", "--porcelain"], capture_output=True, text=True
+            )
+            if dirty.stdout.strip():
+                commit += " (with uncommitted changes)"
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            pass
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "workflow": str(repository),
         "git_commit": commit,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
         "cp2k": cp2k,
+        "settings": every_iteration(config),
         "config": config,
     }

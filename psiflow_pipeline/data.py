@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import h5py
@@ -19,6 +20,29 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    """The `status` column: what became of a frame."""
+
+    OK = "ok"
+    FAILED = "failed"  # a single point that gave no label (its `reason` says why)
+    RESET = "reset"  # a walker frame that failed a check; the walker restarts (its `reason` says why)
+
+
+# The `identifier` column: stable names, from which train/valid membership follows.
+def bootstrap_identifier(structure: int, copy: int) -> str:
+    return f"i0-s{structure}-b{copy}"
+
+
+def walker_identifier(iteration: int, walker: int, step: int) -> str:
+    return f"i{iteration}-w{walker}-s{step}"
+
+
+def imported_identifier(k: int) -> str:
+    """Frame k of the user's initial data, when it carries no identifier of its own."""
+    return f"i0-d{k}"
+
 
 # name -> (dtype, trailing shape); float columns default to NaN.
 ATOM_COLUMNS = {
@@ -326,3 +350,16 @@ def read_extxyz(path) -> Frames:
             if name in atoms.info:
                 frames.frame[name][k] = atoms.info[name]
     return frames
+
+
+def read_structures(paths, periodic: bool) -> list[Atoms]:
+    """The initial structures (the last frame of each file), periodic or not
+    as the config says; `psiflow_pipeline.preflight` has checked them."""
+    from ase.io import read
+
+    images = []
+    for path in paths:
+        atoms = read(path)
+        atoms.pbc = periodic
+        images.append(atoms)
+    return images

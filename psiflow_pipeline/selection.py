@@ -1,16 +1,12 @@
-"""Which sampled frames get labeled, and the seeded randomness of the loop."""
+"""Which sampled frames get labeled."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import numpy as np
-from psiflow.data import Frames
 
-
-def rng_for(seed: int, *keys: int) -> np.random.Generator:
-    """Randomness that flows from the seed, the iteration and the walker index."""
-    return np.random.default_rng([seed, *keys])
+from psiflow_pipeline.data import Frames, Status
 
 
 def select(
@@ -31,7 +27,7 @@ def select(
     - random: uniformly among the sane frames below trust_hi (the baseline).
     """
     deviation = candidates.frame["deviation"]
-    sane = (candidates.frame["status"] == "ok") & np.isfinite(deviation) & (deviation <= trust_hi)
+    sane = (candidates.frame["status"] == Status.OK) & np.isfinite(deviation) & (deviation <= trust_hi)
     walkers = candidates.frame["walker"]
     if method == "committee":
         eligible = np.flatnonzero(sane & (deviation >= trust_lo))

@@ -1,0 +1,3 @@
+"""psiflow's pipeline library: the frame store, CP2K labeling, NequIP
+committees, walkers, selection and the execution context that the rule
+scripts of the Snakemake workflow share."""

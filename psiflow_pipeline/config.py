@@ -1,0 +1,125 @@
+"""The configuration: schema validation with defaults, the consistency rules
+the schema cannot say, and where the files it names are. Every error names
+the config file and the key."""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@cache
+def schema() -> dict:
+    """The config schema shipped with the package (also workflow/schemas/)."""
+    return yaml.safe_load(importlib.resources.files("psiflow_pipeline").joinpath("config.schema.yaml").read_text())
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in defaults (as snakemake.utils.validate does).
+
+    Schedule entries carry no defaults (their properties are $refs without
+    one), so an entry changes only the keys it names.
+    """
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate(config: dict, source: str) -> dict:
+    """Fill defaults into `config` and check it against the schema and for consistency.
+
+    We use jsonschema directly rather than snakemake.utils.validate so that the
+    error names the offending key path and the config file in one line.
+    """
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema())
+    # the most specific error: for "a number or a list" that is the number's bound
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        message = f"unknown key: {error.message}" if error.validator == "additionalProperties" else error.message
+        raise ConfigError(f"{source}: key '{key_path(error.absolute_path)}': {message}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict, source: str) -> None:
+    from psiflow_pipeline.settings import at_iteration, schedule_points
+
+    selection = config["selection"]
+    for i in schedule_points(selection):
+        resolved = at_iteration(selection, i)
+        if resolved["trust_lo"] >= resolved["trust_hi"]:
+            where = f" (from iteration {i} on)" if i > 0 else ""
+            raise ConfigError(
+                f"{source}: key 'selection.trust_lo' ({resolved['trust_lo']}) must be below "
+                f"'selection.trust_hi' ({resolved['trust_hi']}){where}"
+            )
+    n_structures = len(config["system"]["structures"])
+    for k, walker in enumerate(config["walkers"]):
+        if walker["ensemble"] == "npt" and not config["system"]["periodic"]:
+            raise ConfigError(f"{source}: key 'walkers.{k}.ensemble': npt needs a periodic system (system.periodic)")
+        if walker["structure"] >= n_structures:
+            raise ConfigError(
+                f"{source}: key 'walkers.{k}.structure': {walker['structure']} but system.structures "
+                f"has {n_structures} entries"
+            )
+
+
+# -- files named by the config ------------------------------------------------
+
+# the config keys that name input files: (section, key, whether a list)
+FILE_KEYS = [
+    ("system", "structures", True),
+    ("bootstrap", "initial_data", False),
+    ("reference", "input", False),
+    ("evaluation", "test_set", False),
+]
+
+
+def locate(path: str, shipped: Callable[[str], str | None]) -> str:
+    """Where a file named in the config is: an absolute path as it is; a
+    relative one in the working directory, else among the workflow's own
+    files (`shipped(path)`, e.g. resources/cp2k/xtb.inp of a deployed
+    module), else as given (the checks then say it is missing)."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    return shipped(path) or path
+
+
+def locate_files(config: dict, shipped: Callable[[str], str | None]) -> dict:
+    """`config` with every file it names located (`locate`)."""
+    for section, key, is_list in FILE_KEYS:
+        value = config[section][key]
+        if is_list:
+            config[section][key] = [locate(p, shipped) for p in value]
+        elif value is not None:
+            config[section][key] = locate(value, shipped)
+    for walker in config["walkers"]:
+        if walker["plumed"] is not None:
+            walker["plumed"] = locate(walker["plumed"], shipped)
+    return config
+
+
+def load(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}

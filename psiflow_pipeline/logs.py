@@ -1,0 +1,71 @@
+"""What every rule script shares: logging into the rule's log file, and the
+progress lines of long jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import sys
+import time
+
+import psiflow_pipeline
+
+DISTRIBUTION = "psiflow-pipeline"
+
+
+@contextlib.contextmanager
+def rule_log(path):
+    """Send logging, warnings and stray prints of a rule script to its log file.
+
+    Every record is flushed as it is written, so a long job's log can be
+    followed while it runs. The first line names the library and where it
+    was imported from.
+    """
+    with open(path, "a") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+        logging.captureWarnings(True)
+        logging.getLogger("parsl").setLevel(logging.WARNING)  # Parsl keeps its own log in its run directory
+        log = logging.getLogger("psiflow")
+        log.info(
+            "%s %s from %s",
+            DISTRIBUTION,
+            importlib.metadata.version(DISTRIBUTION),
+            psiflow_pipeline.__path__[0],
+        )
+        try:
+            yield log
+        except Exception:
+            log.exception("rule failed")
+            raise
+        finally:
+            sys.stdout.flush()
+
+
+class Progress:
+    """Counts finished tasks of a job and logs each with an estimate of the time left."""
+
+    def __init__(self, total: int, what: str, log: logging.Logger | None = None, done: int = 0):
+        self.total, self.what, self.done = total, what, done
+        self.log = log or logging.getLogger("psiflow")
+        self.start, self.started_with = time.perf_counter(), done
+
+    def finished(self, message: str) -> str:
+        """Log `message` for one more finished task, with the count and the time left."""
+        self.done += 1
+        line = f"{message}; {self.done} of {self.total} {self.what} done"
+        new = self.done - self.started_with
+        left = self.total - self.done
+        if left and new:
+            seconds = (time.perf_counter() - self.start) / new * left
+            line += f", about {_duration(seconds)} left"
+        self.log.info(line)
+        return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

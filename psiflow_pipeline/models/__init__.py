@@ -1,0 +1,2 @@
+"""NequIP committees: training configs, training and packaging, compilation,
+the committee calculator and its uncertainty."""

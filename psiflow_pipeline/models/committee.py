@@ -1,0 +1,64 @@
+"""Loading models, and the committee calculator whose force disagreement drives selection."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from psiflow_pipeline.models.uncertainty import uncertainty
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_calculator(path, device: str | None = None):
+    """An ASE calculator for a packaged (.nequip.zip) or compiled (.nequip.pt2) model."""
+    from nequip.integrations.ase import NequIPCalculator
+
+    device = device or default_device()
+    if str(path).endswith(".pt2"):
+        return NequIPCalculator.from_compiled_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+    # `_from_saved_model` is how nequip loads packaged models eagerly
+    return NequIPCalculator._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+
+
+class Committee(Calculator):
+    """Mean energy and forces of several models, plus their disagreement."""
+
+    implemented_properties = ["energy", "forces", "stress", "free_energy", "deviation", "energy_deviation"]
+
+    def __init__(self, calculators, **kwargs):
+        super().__init__(**kwargs)
+        self.calculators = list(calculators)
+
+    @classmethod
+    def from_files(cls, paths, device: str | None = None) -> Committee:
+        return cls([load_calculator(p, device) for p in paths])
+
+    def predict(self, atoms) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member energies (members,) and forces (members, atoms, 3)."""
+        energies, forces = [], []
+        for calc in self.calculators:
+            calc.calculate(atoms, ["energy", "forces"], all_changes)
+            energies.append(calc.results["energy"])
+            forces.append(calc.results["forces"])
+        return np.array(energies, dtype=float), np.array(forces, dtype=float)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        energies, forces = self.predict(self.atoms)
+        energy = float(energies.mean())
+        deviation, energy_deviation = uncertainty(energies, forces)
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": forces.mean(axis=0),
+            "deviation": deviation,
+            "energy_deviation": energy_deviation,
+        }
+        stresses = [calc.results.get("stress") for calc in self.calculators]
+        if self.atoms.pbc.all() and all(stress is not None for stress in stresses):
+            self.results["stress"] = np.mean(stresses, axis=0)

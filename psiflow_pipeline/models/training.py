@@ -1,0 +1,107 @@
+"""Training one committee member: `nequip-train`, then `nequip-package`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from psiflow_pipeline.data import replace_atomically
+from psiflow_pipeline.models.training_config import training_config
+
+
+def nequip_executable(name: str) -> str:
+    """A console script of the running environment (rule scripts run with its python)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
+    """Run `nequip-train` in `workdir`, then package the best checkpoint as `output`.
+
+    The package is self-contained, so `results/` can move without breaking it.
+    """
+    workdir = Path(workdir).resolve()
+    if workdir.exists():  # a rerun starts clean; Lightning would otherwise version its files
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    run = [
+        nequip_executable("nequip-train"),
+        "-cp",
+        str(workdir),
+        "-cn",
+        "config",
+        f"hydra.run.dir={workdir}",
+    ]
+    with open(log_path, "a") as log:
+        subprocess.run(run, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    checkpoint = workdir / "best.ckpt"
+    if not checkpoint.exists():
+        checkpoint = workdir / "last.ckpt"
+
+    def package(tmp):
+        with open(log_path, "a") as log:
+            subprocess.run(
+                [nequip_executable("nequip-package"), "build", str(checkpoint), str(tmp)],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+
+    replace_atomically(Path(output).resolve(), package)
+
+
+def train_on_dataset(
+    dataset_path,
+    workdir,
+    output,
+    model: dict,
+    seed: int,
+    accelerator: str,
+    threads: int,
+    log_path,
+    energy_shifts: dict | None = None,
+    warm_start_from: str | None = None,
+    resample_seed=None,
+):
+    """Train one member on the train split of a dataset, validating on its valid split.
+
+    With `resample_seed`, the member sees a resample with replacement of the
+    training frames (a bootstrap committee).
+    """
+    from psiflow_pipeline.data import read_h5, write_extxyz
+    from psiflow_pipeline.dataset import split
+
+    workdir = Path(workdir).resolve()
+    dataset = read_h5(dataset_path)
+    train, valid = split(dataset, model["valid_fraction"])
+    if len(valid) == 0:  # tiny datasets: validate on the training frames rather than on nothing
+        valid = train
+    if resample_seed is not None:
+        rng = np.random.default_rng(resample_seed)
+        train = train.take(rng.integers(0, len(train), len(train)))
+    symbols = dataset.symbols()
+    data_dir = workdir.parent / "data"  # beside the training folder, which a rerun wipes
+    write_extxyz(train, data_dir / "train.xyz")
+    write_extxyz(valid, data_dir / "valid.xyz")
+    config = training_config(
+        str(data_dir / "train.xyz"),
+        str(data_dir / "valid.xyz"),
+        symbols,
+        model,
+        seed,
+        accelerator,
+        energy_shifts,
+        warm_start_from,
+    )
+    train_member(config, workdir, output, threads, log_path)
+    return len(train), len(valid)

@@ -1,0 +1,157 @@
+"""The `nequip-train` config (Hydra) of one committee member."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MONITORED_METRIC = "val0_epoch/weighted_sum"
+
+
+def training_config(
+    train_file: str,
+    val_file: str,
+    chemical_symbols: list[str],
+    model: dict,
+    seed: int,
+    accelerator: str = "cpu",
+    energy_shifts: dict | None = None,
+    warm_start_from: str | None = None,
+) -> dict:
+    """A `nequip-train` config (Hydra) for one committee member.
+
+    `energy_shifts` (eV per element, e.g. isolated-atom energies) replace the
+    dataset's mean energy per atom as the per-type energy shifts, so that the
+    network learns atomization-like energies. `warm_start_from` is a packaged
+    model (absolute path) whose weights training starts from. `model["nequip"]`
+    is merged into the result key by key, for any other nequip option.
+    """
+    if energy_shifts is not None:
+        missing = set(chemical_symbols) - set(energy_shifts)
+        if missing:
+            raise ValueError(f"no isolated-atom energy for {sorted(missing)}")
+        shifts = {symbol: float(energy_shifts[symbol]) for symbol in chemical_symbols}
+    else:
+        shifts = "${training_data_stats:per_atom_energy_mean}"
+    config = {
+        "run": ["train"],
+        "cutoff_radius": model["r_max"],
+        "chemical_symbols": chemical_symbols,
+        "model_type_names": "${chemical_symbols}",
+        "data": {
+            "_target_": "nequip.data.datamodule.ASEDataModule",
+            "seed": seed,
+            "train_file_path": train_file,
+            "val_file_path": val_file,
+            "transforms": [
+                {
+                    "_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
+                    "model_type_names": "${model_type_names}",
+                    "chemical_species_to_atom_type_map": {s: s for s in chemical_symbols},
+                },
+                {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": "${cutoff_radius}"},
+            ],
+            "train_dataloader": {
+                "_target_": "torch.utils.data.DataLoader",
+                "batch_size": model["batch_size"],
+                "shuffle": True,
+            },
+            "val_dataloader": {"_target_": "torch.utils.data.DataLoader", "batch_size": model["batch_size"]},
+            "stats_manager": {
+                "_target_": "nequip.data.CommonDataStatisticsManager",
+                "type_names": "${model_type_names}",
+            },
+        },
+        "trainer": {
+            "_target_": "lightning.Trainer",
+            "accelerator": accelerator,
+            "devices": 1,
+            "max_epochs": model["max_epochs"],
+            "check_val_every_n_epoch": 1,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "logger": {
+                "_target_": "lightning.pytorch.loggers.CSVLogger",
+                "save_dir": "${hydra:runtime.output_dir}",
+                "name": "metrics",
+            },
+            "callbacks": [
+                {
+                    "_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "monitor": MONITORED_METRIC,
+                    "dirpath": "${hydra:runtime.output_dir}",
+                    "filename": "best",
+                    "save_last": True,
+                },
+                {
+                    "_target_": "lightning.pytorch.callbacks.EarlyStopping",
+                    "monitor": MONITORED_METRIC,
+                    "min_delta": 1e-4,
+                    "patience": model["patience"],
+                },
+            ],
+        },
+        "training_module": {
+            "_target_": "nequip.train.EMALightningModule",
+            "ema_decay": 0.99,
+            "loss": {
+                "_target_": "nequip.train.EnergyForceLoss",
+                "per_atom_energy": True,
+                "coeffs": {"total_energy": model["energy_weight"], "forces": model["force_weight"]},
+            },
+            "val_metrics": {
+                "_target_": "nequip.train.EnergyForceMetrics",
+                "coeffs": {"per_atom_energy_mae": model["energy_weight"], "forces_mae": model["force_weight"]},
+            },
+            "train_metrics": "${training_module.val_metrics}",
+            "optimizer": {"_target_": "torch.optim.Adam", "lr": model["learning_rate"]},
+            "lr_scheduler": {
+                "scheduler": {
+                    "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+                    "factor": model["lr_factor"],
+                    "patience": model["lr_patience"],
+                    "min_lr": 1e-6,
+                },
+                "monitor": MONITORED_METRIC,
+                "interval": "epoch",
+                "frequency": 1,
+            },
+            "model": {
+                "_target_": "nequip.model.NequIPGNNModel",
+                "seed": seed,
+                "model_dtype": "float32",
+                "type_names": "${model_type_names}",
+                "r_max": "${cutoff_radius}",
+                "num_bessels": 8,
+                "polynomial_cutoff_p": 6,
+                "num_layers": model["num_layers"],
+                "l_max": model["l_max"],
+                "parity": True,
+                "num_features": model["num_features"],
+                "radial_mlp_depth": 2,
+                "radial_mlp_width": 2 * model["num_features"],
+                "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
+                "per_type_energy_scales": "${training_data_stats:per_type_forces_rms}",
+                "per_type_energy_shifts": shifts,
+                "per_type_energy_scales_trainable": False,
+                "per_type_energy_shifts_trainable": False,
+            },
+        },
+        "global_options": {"allow_tf32": False},
+    }
+    if warm_start_from is not None:
+        config["training_module"]["model"] = {
+            "_target_": "nequip.model.ModelFromPackage",
+            "package_path": str(Path(warm_start_from).resolve()),
+        }
+    return merge(config, model.get("nequip", {}))
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in recursively (overrides win)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

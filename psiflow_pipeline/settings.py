@@ -1,0 +1,207 @@
+"""The settings that determine each job's output, resolved for its iteration.
+
+A job's Snakemake `params` are exactly what these functions return: schedule
+entries applied for the job's iteration, defaults filled (by validation),
+files that the config names represented by their content, in one canonical
+form (sorted keys, integral floats as ints). Snakemake compares params as
+written, so a setting that changes nothing compares equal, and a setting
+that changes a result reruns exactly the jobs it reaches. A setting that
+decides which files a job reads (the committee size, the iterations the
+summary covers) is part of its params too: the profiles leave Snakemake's
+`input` trigger off, so that a moved file reruns nothing. Execution settings
+(cores, ranks, executables, wall times, providers, compilation) are never
+part of them: scripts read those from the config where they are used.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from pathlib import Path
+
+# the keys of `model` that do not change what a member learns
+_MODEL_EXECUTION_KEYS = ("committee", "compile", "schedule")
+
+
+def at_iteration(section: dict, iteration: int) -> dict:
+    """`section` as it applies in `iteration`: its schedule entries with
+    `from_iteration <= iteration` applied in order of `from_iteration` (in
+    list order among equal ones), the schedule itself left out."""
+    resolved = {key: copy.deepcopy(value) for key, value in section.items() if key != "schedule"}
+    entries = sorted(section.get("schedule", []), key=lambda entry: entry["from_iteration"])
+    for entry in entries:
+        if entry["from_iteration"] <= iteration:
+            resolved.update({key: copy.deepcopy(value) for key, value in entry.items() if key != "from_iteration"})
+    return resolved
+
+
+def schedule_points(section: dict) -> list[int]:
+    """The iterations at which `section`'s settings may change: 0 and every `from_iteration`."""
+    return sorted({0} | {entry["from_iteration"] for entry in section.get("schedule", [])})
+
+
+def canonical(value):
+    """One form for equal settings: sorted keys, lists for tuples, integral
+    floats as ints (300.0 -> 300), so that Snakemake sees no change where
+    there is none."""
+    if isinstance(value, dict):
+        return {str(key): canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):  # numpy scalars included
+        number = float(value)
+        return int(number) if math.isfinite(number) and number.is_integer() else number
+    return value
+
+
+def file_digest(path) -> str:
+    """What stands for a file's content in params: its SHA-256 (16 hex digits)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _digests(paths) -> list[str]:
+    return [file_digest(path) for path in paths]
+
+
+# -- per step -------------------------------------------------------------------
+
+
+def bootstrap(config: dict) -> dict:
+    """Iteration 0's frames to label: rattled copies of the structures."""
+    boot = config["bootstrap"]
+    return canonical(
+        {
+            "seed": config["seed"],
+            "periodic": config["system"]["periodic"],
+            "structures": _digests(config["system"]["structures"]),
+            "n_rattled": boot["n_rattled"],
+            "sigma": boot["sigma"],
+            "strain": boot["strain"],
+        }
+    )
+
+
+def walkers(config: dict, iteration: int) -> list[dict]:
+    """One settings dict per walker in `iteration`: each group's schedule
+    applied, list-valued temperatures and pressures spread round-robin, a
+    PLUMED input as its lines."""
+    from psiflow_pipeline.plumed import read_input
+
+    settings = []
+    for group in config["walkers"]:
+        group = at_iteration(group, iteration)
+        count = group.pop("count")
+        temperatures, pressures = _as_list(group["temperature"]), _as_list(group["pressure_bar"])
+        plumed = read_input(group["plumed"]) if group["plumed"] else None
+        for k in range(count):
+            walker = dict(group, plumed=plumed)
+            walker["temperature"] = temperatures[k % len(temperatures)]
+            walker["pressure_bar"] = pressures[k % len(pressures)]
+            settings.append(walker)
+    return canonical(settings)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def sample(config: dict, iteration: int) -> dict:
+    """The walkers of `iteration` and what resets them."""
+    return canonical(
+        {
+            "seed": config["seed"],
+            "periodic": config["system"]["periodic"],
+            "structures": _digests(config["system"]["structures"]),
+            "walkers": walkers(config, iteration),
+            "trust_hi": selection(config, iteration)["trust_hi"],
+            "committee": config["model"]["committee"],
+        }
+    )
+
+
+def selection(config: dict, iteration: int) -> dict:
+    return canonical(dict(at_iteration(config["selection"], iteration), seed=config["seed"]))
+
+
+def label(config: dict) -> dict:
+    """The level of theory: the template's text and whether stress is computed."""
+    return canonical(
+        {"template": Path(config["reference"]["input"]).read_text(), "stress": config["reference"]["stress"]}
+    )
+
+
+def label_policy(config: dict, iteration: int) -> dict:
+    """How many failures the label step of `iteration` tolerates (not a param:
+    it changes no label)."""
+    reference = at_iteration(config["reference"], iteration)
+    return {"max_failed_fraction": reference["max_failed_fraction"]}
+
+
+def isolated_atoms(config: dict) -> dict:
+    return canonical(
+        {
+            "template": Path(config["reference"]["input"]).read_text(),
+            "structures": _digests(config["system"]["structures"]),
+        }
+    )
+
+
+def training(config: dict, iteration: int) -> dict:
+    """What a member of `iteration` learns from: architecture, training settings, seed."""
+    model = at_iteration(config["model"], iteration)
+    for key in _MODEL_EXECUTION_KEYS:
+        model.pop(key, None)
+    return canonical(dict(model, seed=config["seed"], isolated_atoms=config["reference"]["isolated_atoms"]))
+
+
+def evaluation(config: dict) -> dict:
+    test_set = config["evaluation"]["test_set"]
+    return canonical(
+        {
+            "valid_fraction": config["model"]["valid_fraction"],
+            "test_set": file_digest(test_set) if test_set else None,
+            "committee": config["model"]["committee"],
+            "isolated_atoms": config["reference"]["isolated_atoms"],
+        }
+    )
+
+
+def initial_data(config: dict) -> dict:
+    return {"initial_data": file_digest(config["bootstrap"]["initial_data"])}
+
+
+def summary(config: dict) -> dict:
+    """The iterations summarised, the committee shipped, and the thresholds
+    drawn on the deviation histograms (those of the last iteration)."""
+    last = selection(config, config["iterations"])
+    return canonical(
+        {
+            "iterations": config["iterations"],
+            "committee": config["model"]["committee"],
+            "trust_lo": last["trust_lo"],
+            "trust_hi": last["trust_hi"],
+        }
+    )
+
+
+def final_model(config: dict) -> dict:
+    """Which iteration's committee is compiled as the final one."""
+    return {"iteration": config["iterations"]}
+
+
+def every_iteration(config: dict) -> dict:
+    """The settings of every job of the run, by iteration: the provenance of its results."""
+    record = {
+        "label": dict(label(config), template=file_digest(config["reference"]["input"])),
+        "iteration_0": {"bootstrap": bootstrap(config), "training": training(config, 0)},
+    }
+    for i in range(1, config["iterations"] + 1):
+        record[f"iteration_{i}"] = {
+            "sample": sample(config, i),
+            "selection": selection(config, i),
+            "training": training(config, i),
+        }
+    return record
