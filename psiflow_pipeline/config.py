@@ -74,6 +74,7 @@ def _check_consistency(config: dict, source: str) -> None:
                 f"{source}: key 'selection.trust_lo' ({resolved['trust_lo']}) must be below "
                 f"'selection.trust_hi' ({resolved['trust_hi']}){where}"
             )
+    _check_stress(config, source)
     n_structures = len(config["system"]["structures"])
     for k, walker in enumerate(config["walkers"]):
         if walker["ensemble"] == "npt" and not config["system"]["periodic"]:
@@ -82,6 +83,28 @@ def _check_consistency(config: dict, source: str) -> None:
             raise ConfigError(
                 f"{source}: key 'walkers.{k}.structure': {walker['structure']} but system.structures "
                 f"has {n_structures} entries"
+            )
+
+
+def _check_stress(config: dict, source: str) -> None:
+    """A walker that changes the cell follows the committee's stress, which it
+    learns only from stress labels with a stress term in the loss."""
+    from psiflow_pipeline.settings import at_iteration, cell_moves, moves_cell, schedule_points, stress_labels
+
+    if not cell_moves(config):
+        return
+    k, group = next((k, g) for k, g in enumerate(config["walkers"]) if moves_cell(g))
+    what = (
+        f"{source}: key 'walkers.{k}.ensemble': {group['ensemble']} walkers change the cell by the committee's stress"
+    )
+    if not stress_labels(config):
+        raise ConfigError(f"{what}, which it never learns without stress labels: set reference.stress to auto or true")
+    for i in schedule_points(config["model"]):
+        if at_iteration(config["model"], i)["stress_weight"] <= 0:
+            raise ConfigError(
+                f"{what}, which it never learns with model.stress_weight 0"
+                + (f" (from iteration {i} on)" if i else "")
+                + ": give the stress a weight in the training loss"
             )
 
 

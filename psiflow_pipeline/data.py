@@ -293,7 +293,10 @@ def _fmt(x) -> str:
     return repr(float(x))
 
 
-def write_extxyz(frames: Frames, path, only_labeled: bool = False) -> None:
+def write_extxyz(frames: Frames, path, only_labeled: bool = False, with_stress: bool = False) -> None:
+    """Frames as extxyz; with `with_stress` every frame carries a stress (NaN
+    where it has none), as NequIP wants when it trains on the stress of some."""
+
     def write(tmp):
         with open(tmp, "w") as out:
             for k in range(len(frames)):
@@ -313,7 +316,7 @@ def write_extxyz(frames: Frames, path, only_labeled: bool = False) -> None:
                 if np.isfinite(energy):
                     fields.append(f"energy={_fmt(energy)}")
                 stress = frames.frame["stress"][k]
-                if np.all(np.isfinite(stress)):
+                if np.all(np.isfinite(stress)) or with_stress:
                     fields.append('stress="' + " ".join(_fmt(x) for x in stress.reshape(-1)) + '"')
                 for name in EXTXYZ_INFO:
                     value = frames.frame[name][k]

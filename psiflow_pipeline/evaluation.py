@@ -1,9 +1,11 @@
-"""Errors of a committee against reference labels."""
+"""Errors of a committee against reference labels: energies per atom (eV/atom),
+force components (eV/Å), stress components (GPa)."""
 
 from __future__ import annotations
 
 import numpy as np
 from ase.data import chemical_symbols
+from ase.units import GPa
 
 from psiflow_pipeline.data import Frames
 from psiflow_pipeline.models.uncertainty import uncertainty
@@ -17,6 +19,8 @@ METRIC_COLUMNS = [
     "energy_mae_per_atom",
     "force_rmse",
     "force_mae",
+    "stress_rmse_gpa",
+    "stress_mae_gpa",
     "deviation_mean",
     "energy_deviation_mean",
     "binding_energy_per_atom",
@@ -24,28 +28,33 @@ METRIC_COLUMNS = [
 
 
 def predict(frames: Frames, committee) -> dict:
-    """The committee's mean energy per atom (per frame), mean forces (per atom)
-    and disagreement (per frame)."""
-    energy, forces, deviation, energy_deviation = [], [], [], []
+    """The committee's mean energy per atom (per frame), mean forces (per atom),
+    mean stress (per frame, eV/Å³; NaN without a periodic cell) and
+    disagreement (per frame)."""
+    energy, forces, stress, deviation, energy_deviation = [], [], [], [], []
     for k in range(len(frames)):
         atoms = frames.to_atoms(k)
         member_energies, member_forces = committee.predict(atoms)
+        member_stresses = committee.stresses(atoms)
         energy.append(member_energies.mean() / len(atoms))
         forces.append(member_forces.mean(axis=0))
+        stress.append(member_stresses.mean(axis=0) if member_stresses is not None else np.full((3, 3), np.nan))
         spread = uncertainty(member_energies, member_forces)
         deviation.append(spread[0])
         energy_deviation.append(spread[1])
     return {
         "energy_per_atom": np.array(energy),
         "forces": np.concatenate(forces) if forces else np.zeros((0, 3)),
+        "stress": np.array(stress).reshape(-1, 3, 3),
         "deviation": np.array(deviation),
         "energy_deviation": np.array(energy_deviation),
     }
 
 
 def errors(frames: Frames, committee=None, predicted: dict | None = None) -> dict:
-    """Energy per atom (eV/atom) and force component (eV/Å) errors of the committee
-    mean, overall and per element (`force_rmse_O`, ...), and its mean disagreement."""
+    """Energy per atom (eV/atom), force component (eV/Å) and, over the frames
+    with a reference stress, stress component (GPa) errors of the committee
+    mean; force errors per element (`force_rmse_O`, ...); its mean disagreement."""
     if len(frames) == 0:
         return {"frames": 0}
     predicted = predicted if predicted is not None else predict(frames, committee)
@@ -57,6 +66,7 @@ def errors(frames: Frames, committee=None, predicted: dict | None = None) -> dic
         "energy_mae_per_atom": float(np.mean(np.abs(energy_errors))),
         "force_rmse": float(np.sqrt(np.mean(force_errors**2))),
         "force_mae": float(np.mean(np.abs(force_errors))),
+        **_stress_errors(frames.frame["stress"], predicted["stress"]),
         "deviation_mean": float(np.mean(predicted["deviation"])),
         "energy_deviation_mean": float(np.mean(predicted["energy_deviation"])),
     }
@@ -65,6 +75,17 @@ def errors(frames: Frames, committee=None, predicted: dict | None = None) -> dic
         result[f"force_rmse_{chemical_symbols[number]}"] = float(np.sqrt(np.mean(element**2)))
         result[f"force_mae_{chemical_symbols[number]}"] = float(np.mean(np.abs(element)))
     return result
+
+
+def _stress_errors(reference: np.ndarray, predicted: np.ndarray) -> dict:
+    both = np.isfinite(reference).all(axis=(1, 2)) & np.isfinite(predicted).all(axis=(1, 2))
+    if not both.any():
+        return {"stress_rmse_gpa": np.nan, "stress_mae_gpa": np.nan}
+    difference = (predicted[both] - reference[both]) / GPa
+    return {
+        "stress_rmse_gpa": float(np.sqrt(np.mean(difference**2))),
+        "stress_mae_gpa": float(np.mean(np.abs(difference))),
+    }
 
 
 def binding_energy_per_atom(frames: Frames, atom_energies: dict | None) -> float:

@@ -72,25 +72,27 @@ def _pyplot():
 
 
 def learning_curves(metrics: pd.DataFrame, labels: dict[int, int], path) -> None:
-    """Force and energy errors against the iteration and against the number of labels."""
+    """Force, energy and (where the labels carry it) stress errors against the
+    iteration and against the number of labels."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    figure, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharey="row")
+    rows = [("force_rmse", "force RMSE (eV/Å)"), ("energy_rmse_per_atom", "energy RMSE (eV/atom)")]
+    if "stress_rmse_gpa" in metrics and metrics.stress_rmse_gpa.notna().any():
+        rows.append(("stress_rmse_gpa", "stress RMSE (GPa)"))
+    figure, axes = plt.subplots(len(rows), 2, figsize=(9, 3.25 * len(rows)), sharey="row", squeeze=False)
     curves = (("valid", "validation set"), ("new", "fresh labels (previous committee)"), ("test", "test set"))
-    for row, (column, unit) in enumerate(
-        (("force_rmse", "force RMSE (eV/Å)"), ("energy_rmse_per_atom", "energy RMSE (eV/atom)"))
-    ):
+    for row, (column, unit) in enumerate(rows):
         for subset, label in curves:
             part = metrics[metrics.subset == subset]
             if len(part):
                 axes[row, 0].plot(part.iteration, part[column], marker="o", label=label)
                 axes[row, 1].plot([labels[i] for i in part.iteration], part[column], marker="o", label=label)
         axes[row, 0].set_ylabel(unit)
-    for axis in axes[1]:
+    for axis in axes[1:].ravel():
         axis.set_yscale("log")
-    axes[1, 0].set_xlabel("iteration")
-    axes[1, 1].set_xlabel("labels in the dataset")
+    axes[-1, 0].set_xlabel("iteration")
+    axes[-1, 1].set_xlabel("labels in the dataset")
     for axis in axes[:, 0]:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(fontsize=8)

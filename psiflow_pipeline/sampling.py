@@ -51,13 +51,19 @@ def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
     )
 
 
-def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float) -> str:
-    """Why a walker's frame is unphysical, or "" when it is sane."""
+def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float, start_volume: float | None = None) -> str:
+    """Why a walker's frame is unphysical, or "" when it is sane. `start_volume`:
+    the cell's volume when the iteration started, for walkers that change it."""
     energy, forces = results.get("energy", np.nan), results.get("forces")
     if forces is None or not np.isfinite(energy) or not np.all(np.isfinite(forces)):
         return "non-finite energy or forces"
     if not np.all(np.isfinite(atoms.positions)) or (atoms.pbc.any() and atoms.cell.volume <= 0):
         return "non-finite positions or collapsed cell"
+    if start_volume is not None:
+        change = atoms.cell.volume / start_volume - 1
+        if abs(change) > settings["max_volume_change"]:
+            limit = settings["max_volume_change"]
+            return f"volume changed by {change:+.1%} this iteration, beyond max_volume_change {limit}"
     if len(atoms) > 1:
         distances = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
         i, j = np.unravel_index(np.argmin(distances + np.diag(np.full(len(atoms), np.inf))), distances.shape)
@@ -150,6 +156,7 @@ def run_walker(task: WalkerTask) -> WalkerResult:
     if settings["ensemble"] != "opt" and not atoms.get_momenta().any():
         thermalize_momenta(atoms, settings["temperature"], rng=rng)
     dynamics = make_dynamics(atoms, settings, rng)
+    start_volume = atoms.cell.volume if atoms.pbc.all() else None
     saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
     status, reason, sane = Status.OK, "", task.state.copy()
     done = 0
@@ -163,7 +170,7 @@ def run_walker(task: WalkerTask) -> WalkerResult:
                 else:
                     dynamics.run(chunk)
                 atoms.get_forces()
-                reason = check_frame(atoms, committee.results, settings, task.trust_hi)
+                reason = check_frame(atoms, committee.results, settings, task.trust_hi, start_volume)
             except Exception as error:  # a blow-up of the model or integrator is a walker failure
                 reason = f"MD step failed: {error}"[:300]
             done += chunk

@@ -126,11 +126,25 @@ def selection(config: dict, iteration: int) -> dict:
     return canonical(dict(at_iteration(config["selection"], iteration), seed=config["seed"]))
 
 
+def moves_cell(group: dict) -> bool:
+    """Whether a walker group changes the cell: NPT, or a relaxation with the cell."""
+    return group["ensemble"] == "npt" or (group["ensemble"] == "opt" and group["optimize_cell"])
+
+
+def cell_moves(config: dict) -> bool:
+    return config["system"]["periodic"] and any(moves_cell(group) for group in config["walkers"])
+
+
+def stress_labels(config: dict) -> bool:
+    """Whether the labels carry the stress: reference.stress, where `auto`
+    means whenever a walker changes the cell."""
+    stress = config["reference"]["stress"]
+    return cell_moves(config) if stress == "auto" else bool(stress)
+
+
 def label(config: dict) -> dict:
     """The level of theory: the template's text and whether stress is computed."""
-    return canonical(
-        {"template": Path(config["reference"]["input"]).read_text(), "stress": config["reference"]["stress"]}
-    )
+    return canonical({"template": Path(config["reference"]["input"]).read_text(), "stress": stress_labels(config)})
 
 
 def label_policy(config: dict, iteration: int) -> dict:
@@ -154,7 +168,12 @@ def training(config: dict, iteration: int) -> dict:
     model = at_iteration(config["model"], iteration)
     for key in _MODEL_EXECUTION_KEYS:
         model.pop(key, None)
-    return canonical(dict(model, seed=config["seed"], isolated_atoms=config["reference"]["isolated_atoms"]))
+    stress = stress_labels(config) and model["stress_weight"] > 0
+    if not stress:
+        model.pop("stress_weight")
+    return canonical(
+        dict(model, seed=config["seed"], isolated_atoms=config["reference"]["isolated_atoms"], stress=stress)
+    )
 
 
 def evaluation(config: dict) -> dict:

@@ -89,6 +89,19 @@ def test_relative_paths_are_found_in_the_working_directory_then_among_the_workfl
         ),
         (lambda c: c["model"].update(schedule=[{"from_iteration": 2, "r_max": 5.0}]), "model.schedule.0", "unknown"),
         (lambda c: c["walkers"][0].update(schedule=[{"steps": 5}]), "walkers.0.schedule.0", "'from_iteration'"),
+        (
+            lambda c: (c["walkers"][0].update(ensemble="npt"), c["reference"].update(stress=False)),
+            "walkers.0.ensemble",
+            "never learns without stress labels: set reference.stress to auto or true",
+        ),
+        (
+            lambda c: (
+                c["walkers"][0].update(ensemble="opt", optimize_cell=True),
+                c["model"].update(schedule=[{"from_iteration": 2, "stress_weight": 0}]),
+            ),
+            "walkers.0.ensemble",
+            "with model.stress_weight 0 (from iteration 2 on)",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(edit, key, words):
@@ -209,6 +222,10 @@ BAD_INPUTS = {
             input=written(tmp, "value.inp", XTB.read_text().replace("EPS_SCF 1.0E-6", "EPS_SCF small"))
         ),
         "value.inp:",
+    ),
+    "NPT walkers whose committee never sees a stress": (
+        lambda c, tmp: (c["walkers"][0].update(ensemble="npt"), c["reference"].update(stress=False)),
+        "key 'walkers.0.ensemble': npt walkers change the cell by the committee's stress",
     ),
     "missing CP2K template": (
         lambda c, tmp: c["reference"].update(input=str(tmp / "gone.inp")),

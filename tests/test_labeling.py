@@ -76,6 +76,36 @@ def test_stress_matches_a_finite_difference_of_the_energy(trajectory):
     assert abs(numeric) > 1e-3
 
 
+def molecule_frames(name: str, count: int = 3) -> list:
+    """Nearby geometries of a molecule in vacuum (no cell), as a walker visits them."""
+    from ase.build import molecule
+
+    atoms = molecule(name)
+    atoms.cell, atoms.pbc = None, False
+    rng = np.random.default_rng(2)
+    frames = []
+    for _ in range(count):
+        atoms = atoms.copy()
+        atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.mark.parametrize("template, name", [(XTB, "CH3CH2OH"), (PBE, "H2O")], ids=["xtb-ethanol", "pbe-water"])
+def test_a_molecule_in_the_persistent_shell_matches_fresh_processes_and_a_direct_run(template, name, tmp_path):
+    """The persistent shell gives a molecule the same box as a fresh CP2K process."""
+    frames = molecule_frames(name, count=2)
+    # a coarse grid keeps the DFT case cheap: the test is about the box, not the accuracy
+    text = check_template(template).replace("CUTOFF 400", "CUTOFF 150").replace("REL_CUTOFF 60", "REL_CUTOFF 30")
+    for k, atoms in enumerate(frames):  # one shell for all: the SCF restarts from the previous frame
+        shell = persistent_single_point(atoms, text, Cp2kCommand())
+        fresh = single_point(atoms, text, Cp2kCommand())
+        assert shell.status == fresh.status == "ok", (shell.reason, fresh.reason)
+        tolerance = 1e-6 if k == 0 else 1e-3  # the first frame starts from scratch, like a direct run
+        assert np.abs(shell.forces - fresh.forces).max() < tolerance
+        assert shell.energy == pytest.approx(fresh.energy, abs=1e-6 if k == 0 else 1e-5)
+
+
 def test_stress_is_not_asked_for_a_molecule():
     from ase.build import molecule
 

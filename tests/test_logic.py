@@ -205,3 +205,54 @@ def test_progress_counts_finished_tasks_and_estimates_the_time_left(caplog):
     progress.finished("frame b: ok")
     assert progress.finished("frame c: failed").endswith("4 of 4 single points done")
     assert caplog.text.count("single points done") == 3
+
+
+def test_stress_labels_and_stress_training_follow_walkers_that_change_the_cell():
+    nvt = validate(tiny_config(), "tiny.yaml")
+    assert not settings.stress_labels(nvt) and not settings.label(nvt)["stress"]
+    assert settings.training(nvt, 1)["stress"] is False and "stress_weight" not in settings.training(nvt, 1)
+    npt = validate(tiny_config(walkers=[{"ensemble": "npt"}]), "tiny.yaml")
+    assert settings.stress_labels(npt) and settings.label(npt)["stress"]
+    assert settings.training(npt, 1)["stress"] is True and settings.training(npt, 1)["stress_weight"] == 100
+    relaxed = validate(tiny_config(walkers=[{"ensemble": "opt", "optimize_cell": True}]), "tiny.yaml")
+    assert settings.stress_labels(relaxed)
+    forced = validate(tiny_config(reference={"input": "x", "stress": True}), "tiny.yaml")
+    assert settings.stress_labels(forced)  # asked for, with NVT walkers
+
+
+def test_training_config_adds_the_stress_term_only_when_training_on_stress():
+    from psiflow_pipeline.models.training_config import training_config
+
+    for group, target in (({}, "EnergyForceLoss"), ({"ensemble": "npt"}, "EnergyForceStressLoss")):
+        model = settings.training(validate(tiny_config(walkers=[group]), "tiny.yaml"), 1)
+        module = training_config("t.xyz", "v.xyz", ["H", "O"], model, seed=1)["training_module"]
+        assert module["loss"]["_target_"] == f"nequip.train.{target}"
+    assert module["loss"]["coeffs"]["stress"] == 100 and module["loss"]["ignore_nan"] == {"stress": True}
+    assert module["val_metrics"]["coeffs"]["stress_mae"] == pytest.approx(10)  # sqrt of the loss weight
+
+
+def test_stress_errors_are_in_gpa_over_the_frames_that_have_a_stress():
+    from ase.units import GPa
+
+    from psiflow_pipeline.evaluation import _stress_errors
+
+    reference = np.stack([np.eye(3) * 0.01, np.full((3, 3), np.nan)])
+    predicted = np.stack([np.eye(3) * 0.01 + 0.5 * GPa, np.zeros((3, 3))])
+    assert _stress_errors(reference, predicted) == {
+        "stress_rmse_gpa": pytest.approx(0.5),
+        "stress_mae_gpa": pytest.approx(0.5),
+    }
+    assert np.isnan(_stress_errors(reference[1:], predicted[1:])["stress_rmse_gpa"])
+
+
+def test_a_cell_that_runs_away_is_a_reason_to_reset():
+    from ase.build import bulk
+
+    from psiflow_pipeline.sampling import check_frame
+
+    atoms = bulk("Cu", cubic=True) * (2, 2, 2)
+    results = {"energy": 0.0, "forces": np.zeros((len(atoms), 3)), "deviation": 0.0}
+    walker = {"min_distance": 0.5, "max_force": 50, "max_volume_change": 0.1, "ensemble": "opt"}
+    assert check_frame(atoms, results, walker, 1.0, start_volume=atoms.get_volume() * 1.05) == ""
+    reason = check_frame(atoms, results, walker, 1.0, start_volume=atoms.get_volume() / 0.85)
+    assert reason == "volume changed by -15.0% this iteration, beyond max_volume_change 0.1"

@@ -88,3 +88,20 @@ def test_nequip_options_pass_through_and_warm_start_config():
         "package_path": "/x/m.nequip.zip",
     }
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_model_stress_is_the_strain_derivative_of_its_energy_in_ases_convention(trained, water_8):
+    """The convention end to end: CP2K's stress is turned into ASE's (tests/test_labeling.py
+    checks it against a finite difference); NequIP learns and predicts the same."""
+    workdir, _ = trained
+    committee = Committee.from_files([workdir / "m0/model.nequip.zip"])
+    committee.predict(water_8)
+    stress = committee.stresses(water_8)[0]
+    energies = []
+    for sign in (+1, -1):
+        strained = water_8.copy()
+        strained.set_cell(water_8.cell.array @ np.diag([1 + sign * 1e-3, 1, 1]), scale_atoms=True)
+        energies.append(committee.predict(strained)[0][0])
+    numeric = (energies[0] - energies[1]) / 2e-3 / water_8.get_volume()  # ASE: (1/V) dE/d(strain)
+    assert stress[0, 0] == pytest.approx(numeric, rel=0.02, abs=1e-5)
+    assert abs(numeric) > 1e-4

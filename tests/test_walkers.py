@@ -179,3 +179,13 @@ def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
         assert walkers.frame["bias"][1] == "{}"
         assert set(candidates.frame["walker"]) == {0, 1} and (walkers.frame["step"] == 20 * iteration).all()
     assert hills[1] > hills[0]
+
+
+def test_a_walker_whose_cell_runs_away_is_reset(models, tmp_path):
+    frames, final, _, _ = walk(
+        models, tmp_path, ensemble="npt", pressure_bar=1e6, pdamp=50, steps=400, stride=10, max_volume_change=0.02
+    )  # 100 GPa: the cell collapses
+    assert final.frame["status"][0] == "reset"
+    assert (
+        "volume changed by -" in frames.frame["reason"][-1] and "max_volume_change 0.02" in frames.frame["reason"][-1]
+    )

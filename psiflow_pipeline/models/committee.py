@@ -47,6 +47,16 @@ class Committee(Calculator):
             forces.append(calc.results["forces"])
         return np.array(energies, dtype=float), np.array(forces, dtype=float)
 
+    def stresses(self, atoms) -> np.ndarray | None:
+        """Per-member stresses (members, 3, 3) in eV/Å³ (ASE's sign convention)
+        of the last `predict(atoms)`, for cells periodic in all directions."""
+        from ase.stress import voigt_6_to_full_3x3_stress
+
+        stresses = [calc.results.get("stress") for calc in self.calculators]
+        if not atoms.pbc.all() or any(stress is None for stress in stresses):
+            return None
+        return np.array([voigt_6_to_full_3x3_stress(np.asarray(stress)) for stress in stresses], dtype=float)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         energies, forces = self.predict(self.atoms)
@@ -59,6 +69,6 @@ class Committee(Calculator):
             "deviation": deviation,
             "energy_deviation": energy_deviation,
         }
-        stresses = [calc.results.get("stress") for calc in self.calculators]
-        if self.atoms.pbc.all() and all(stress is not None for stress in stresses):
-            self.results["stress"] = np.mean(stresses, axis=0)
+        stresses = self.stresses(self.atoms)
+        if stresses is not None:
+            self.results["stress"] = stresses.mean(axis=0)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt

@@ -91,8 +91,9 @@ def train_on_dataset(
         train = train.take(rng.integers(0, len(train), len(train)))
     symbols = dataset.symbols()
     data_dir = workdir.parent / "data"  # beside the training folder, which a rerun wipes
-    write_extxyz(train, data_dir / "train.xyz")
-    write_extxyz(valid, data_dir / "valid.xyz")
+    stress = bool(model.get("stress"))  # then every frame carries a stress, NaN where it has none
+    write_extxyz(train, data_dir / "train.xyz", with_stress=stress)
+    write_extxyz(valid, data_dir / "valid.xyz", with_stress=stress)
     config = training_config(
         str(data_dir / "train.xyz"),
         str(data_dir / "valid.xyz"),

@@ -93,15 +93,8 @@ def training_config(
         "training_module": {
             "_target_": "nequip.train.EMALightningModule",
             "ema_decay": 0.99,
-            "loss": {
-                "_target_": "nequip.train.EnergyForceLoss",
-                "per_atom_energy": True,
-                "coeffs": {"total_energy": model["energy_weight"], "forces": model["force_weight"]},
-            },
-            "val_metrics": {
-                "_target_": "nequip.train.EnergyForceMetrics",
-                "coeffs": {"per_atom_energy_mae": model["energy_weight"], "forces_mae": model["force_weight"]},
-            },
+            "loss": _loss(model),
+            "val_metrics": _metrics(model),
             "train_metrics": "${training_module.val_metrics}",
             "optimizer": {"_target_": "torch.optim.Adam", "lr": model["learning_rate"]},
             "lr_scheduler": {
@@ -144,6 +137,34 @@ def training_config(
             "package_path": str(Path(warm_start_from).resolve()),
         }
     return merge(config, model.get("nequip", {}))
+
+
+def _loss(model: dict) -> dict:
+    """Per-atom energy and force MSE, and with `model["stress"]` the stress MSE
+    (frames without a stress label, NaN, are left out of that term)."""
+    coeffs = {"total_energy": model["energy_weight"], "forces": model["force_weight"]}
+    if not model.get("stress"):
+        return {"_target_": "nequip.train.EnergyForceLoss", "per_atom_energy": True, "coeffs": coeffs}
+    return {
+        "_target_": "nequip.train.EnergyForceStressLoss",
+        "per_atom_energy": True,
+        "coeffs": coeffs | {"stress": model["stress_weight"]},
+        "ignore_nan": {"stress": True},
+    }
+
+
+def _metrics(model: dict) -> dict:
+    """The validation metrics whose weighted sum early stopping and the learning
+    rate schedule watch: MAEs, each weighted by the square root of its loss
+    weight, so that they rank models as the (squared-error) loss does."""
+    coeffs = {"per_atom_energy_mae": model["energy_weight"] ** 0.5, "forces_mae": model["force_weight"] ** 0.5}
+    if not model.get("stress"):
+        return {"_target_": "nequip.train.EnergyForceMetrics", "coeffs": coeffs}
+    return {
+        "_target_": "nequip.train.EnergyForceStressMetrics",
+        "coeffs": coeffs | {"stress_mae": model["stress_weight"] ** 0.5},
+        "ignore_nan": {"stress": True},
+    }
 
 
 def merge(base: dict, overrides: dict) -> dict:

@@ -61,6 +61,7 @@ rule summary:
 rule compile:
     input:
         package=paths.member_model(LAST, "{m}"),
+        dataset=paths.iteration_file("dataset.h5", LAST),
     output:
         compiled=paths.final_model("{m}", "nequip.pt2"),
     log:
