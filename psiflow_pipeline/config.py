@@ -58,6 +58,10 @@ def validate(config: dict, source: str) -> dict:
     if error is not None:
         message = f"unknown key: {error.message}" if error.validator == "additionalProperties" else error.message
         raise ConfigError(f"{source}: key '{key_path(error.absolute_path)}': {message}")
+    for section, key, is_list in FILE_KEYS:  # one path (or none) where a list may be given: a list
+        value = config[section][key]
+        if is_list and not isinstance(value, list):
+            config[section][key] = [] if value is None else [value]
     _check_consistency(config, source)
     return config
 
@@ -76,6 +80,14 @@ def _check_consistency(config: dict, source: str) -> None:
             )
     _check_stress(config, source)
     n_structures = len(config["system"]["structures"])
+    validation = config["validation"]
+    if validation["structure"] >= n_structures:
+        raise ConfigError(
+            f"{source}: key 'validation.structure': {validation['structure']} but system.structures "
+            f"has {n_structures} entries"
+        )
+    if validation["ensemble"] == "npt" and not config["system"]["periodic"]:
+        raise ConfigError(f"{source}: key 'validation.ensemble': npt needs a periodic system (system.periodic)")
     for k, walker in enumerate(config["walkers"]):
         if walker["ensemble"] == "npt" and not config["system"]["periodic"]:
             raise ConfigError(f"{source}: key 'walkers.{k}.ensemble': npt needs a periodic system (system.periodic)")
@@ -115,7 +127,8 @@ FILE_KEYS = [
     ("system", "structures", True),
     ("bootstrap", "initial_data", False),
     ("reference", "input", False),
-    ("evaluation", "test_set", False),
+    ("evaluation", "test_set", True),
+    ("validation", "reference", False),
 ]
 
 
@@ -130,7 +143,7 @@ def locate(path: str, shipped: Callable[[str], str | None]) -> str:
 
 
 def locate_files(config: dict, shipped: Callable[[str], str | None]) -> dict:
-    """`config` with every file it names located (`locate`)."""
+    """A validated `config` with every file it names located (`locate`)."""
     for section, key, is_list in FILE_KEYS:
         value = config[section][key]
         if is_list:

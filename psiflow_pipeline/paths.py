@@ -10,6 +10,7 @@ SUMMARY = f"{RESULTS}/summary"
 FINAL_MODEL = f"{SUMMARY}/model"
 ISOLATED_ATOMS = f"{RESULTS}/isolated_atoms.csv"
 PROGRESS = f"{RESULTS}/progress"
+VALIDATION = f"{SUMMARY}/validation"
 
 
 def iteration_dir(i="{i}") -> str:
@@ -50,6 +51,11 @@ def final_model(m="{m}", suffix: str = "nequip.zip") -> str:
 
 def summary_file(name: str) -> str:
     return f"{SUMMARY}/{name}"
+
+
+def validation_file(name: str) -> str:
+    """The production MD with the final committee: series.csv, rdf.csv, validation.png, verdict.yaml."""
+    return f"{VALIDATION}/{name}"
 
 
 def log_file(rule: str, name: str) -> str:

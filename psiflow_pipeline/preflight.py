@@ -96,6 +96,18 @@ def check_labeled_file(path, key: str, source: str):
     return frames
 
 
+def check_reference_md(path, source: str) -> list:
+    """The frames of a reference MD whose structure the validation run is compared with (no labels needed)."""
+    from ase.io import read
+
+    path = Path(path)
+    key = "validation.reference"
+    frames = _read_input_file(path, lambda p: read(p, index=":"), "reference MD file", key, source)
+    if not frames or not all(atoms.cell.rank == 3 for atoms in frames):
+        raise ConfigError(f"{source}: key '{key}': {path} holds no periodic frames to compare structure with")
+    return frames
+
+
 def check_elements(images: list, template: str, template_path, initial_data=None, test_set=None, source="config"):
     """Every element of the system has a &KIND in a template that uses kinds (DFT;
     xTB needs none), and the test set holds no element that no training data holds."""
@@ -171,13 +183,19 @@ def check_inputs(config: dict, source: str) -> None:
 
     images = check_structures(config["system"], source)
     check_plumed_inputs(config, images, source)
+    from psiflow_pipeline.data import Frames
+
+    initial = config["bootstrap"]["initial_data"]
     labeled = {
-        key: check_labeled_file(path, key, source) if path else None
-        for key, path in [
-            ("bootstrap.initial_data", config["bootstrap"]["initial_data"]),
-            ("evaluation.test_set", config["evaluation"]["test_set"]),
-        ]
+        "bootstrap.initial_data": check_labeled_file(initial, "bootstrap.initial_data", source) if initial else None
     }
+    test_sets = [
+        check_labeled_file(path, f"evaluation.test_set.{k}", source)
+        for k, path in enumerate(config["evaluation"]["test_set"])
+    ]
+    labeled["evaluation.test_set"] = Frames.concatenate(test_sets) if test_sets else None
+    if config["validation"]["reference"]:
+        check_reference_md(config["validation"]["reference"], source)
     template_path = config["reference"]["input"]
     command = command_from_config(config["execution"]["label"])
     try:

@@ -172,6 +172,29 @@ def walker_table(candidate_files: list) -> pd.DataFrame:
     )
 
 
+def summary_text(metrics: pd.DataFrame, labels: dict[int, int], verdict: dict | None) -> str:
+    """The run in a few lines: labels, the final committee's errors, the validation's verdict."""
+    last = int(metrics.iteration.max())
+    lines = [f"iterations 0..{last}, {labels[last]} labels in the final dataset"]
+    names = {"valid": "validation split", "new": "fresh labels (previous committee)", "test": "test set"}
+    for subset, name in names.items():
+        row = metrics[(metrics.iteration == last) & (metrics.subset == subset)]
+        if not len(row):
+            continue
+        row = row.iloc[0]
+        text = f"{name}: force RMSE {row.force_rmse:.3f} eV/Å, energy RMSE {row.energy_rmse_per_atom:.4f} eV/atom"
+        elements = [c.removeprefix("force_rmse_") for c in metrics.columns if c.startswith("force_rmse_")]
+        parts = [f"{e} {row[f'force_rmse_{e}']:.3f}" for e in elements if pd.notna(row[f"force_rmse_{e}"])]
+        if parts:
+            text += f" (forces {', '.join(parts)})"
+        if pd.notna(row.get("stress_rmse_gpa")):
+            text += f", stress RMSE {row.stress_rmse_gpa:.3f} GPa"
+        lines.append(text)
+    if verdict is not None:
+        lines.append(f"validation: {verdict['verdict']}")
+    return "\n".join(lines) + "\n"
+
+
 def provenance(config: dict, repository) -> dict:
     """Versions, the settings of every job, the configuration and the commit that produced a run."""
     from psiflow_pipeline.settings import every_iteration
@@ -211,3 +234,33 @@ def provenance(config: dict, repository) -> dict:
         "settings": every_iteration(config),
         "config": config,
     }
+
+
+def validation_figure(series: pd.DataFrame, structures: dict, title: str, path) -> None:
+    """The production run: committee deviation and temperature over time, and
+    each pair's radial distribution function against the reference's."""
+    plt = _pyplot()
+    panels = 1 + len(structures)
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False)
+    axes = axes.ravel()
+    axes[0].plot(series.time_ps, series.deviation, color="C0")
+    axes[0].set_xlabel("time (ps)")
+    axes[0].set_ylabel("committee force deviation (eV/Å)", color="C0")
+    twin = axes[0].twinx()
+    twin.plot(series.time_ps, series.temperature_K, color="C1", linewidth=0.8)
+    twin.set_ylabel("temperature (K)", color="C1")
+    for axis, (pair, entry) in zip(axes[1:], structures.items()):
+        axis.plot(entry["r"], entry["g"], label="final committee")
+        if "g_reference" in entry:
+            axis.plot(entry["r"], entry["g_reference"], linestyle="--", label="reference MD")
+        axis.set_title(f"g(r) {pair}", fontsize=9)
+        axis.set_xlabel("r (Å)")
+        axis.legend(fontsize=7)
+    for axis in axes[panels:]:
+        axis.set_visible(False)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

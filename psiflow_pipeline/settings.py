@@ -177,11 +177,10 @@ def training(config: dict, iteration: int) -> dict:
 
 
 def evaluation(config: dict) -> dict:
-    test_set = config["evaluation"]["test_set"]
     return canonical(
         {
             "valid_fraction": config["model"]["valid_fraction"],
-            "test_set": file_digest(test_set) if test_set else None,
+            "test_set": _digests(config["evaluation"]["test_set"]),
             "committee": config["model"]["committee"],
             "isolated_atoms": config["reference"]["isolated_atoms"],
         }
@@ -209,6 +208,51 @@ def summary(config: dict) -> dict:
 def final_model(config: dict) -> dict:
     """Which iteration's committee is compiled as the final one."""
     return {"iteration": config["iterations"]}
+
+
+# the keys a validation run takes from the first walker group: its integrator and checks
+_VALIDATION_WALKER_KEYS = (
+    "thermostat",
+    "barostat",
+    "friction",
+    "tdamp",
+    "pdamp",
+    "min_distance",
+    "max_force",
+    "max_temperature_factor",
+    "max_volume_change",
+)
+
+
+def validation(config: dict) -> dict:
+    """The production MD with the final committee: the first walker group's
+    integrator settings and checks (as in the last iteration) at the
+    validation's conditions, where it starts, and the reference RDFs."""
+    v, last = config["validation"], config["iterations"]
+    group = at_iteration(config["walkers"][0], last)
+    walker = {key: group[key] for key in _VALIDATION_WALKER_KEYS}
+    walker.update(
+        ensemble=v["ensemble"],
+        temperature=v["temperature"],
+        pressure_bar=v["pressure_bar"],
+        timestep=v["timestep"],
+        steps=round(v["duration_ps"] * 1000 / v["timestep"]),
+        stride=v["stride"],
+    )
+    return canonical(
+        {
+            "walker": walker,
+            "structure": file_digest(config["system"]["structures"][v["structure"]]),
+            "periodic": config["system"]["periodic"],
+            "seed": config["seed"],
+            "iterations": last,
+            "committee": config["model"]["committee"],
+            "trust_hi": selection(config, last)["trust_hi"],
+            "reference": file_digest(v["reference"]) if v["reference"] else None,
+            "rdf_r_max": v["rdf_r_max"],
+            "rdf_bins": v["rdf_bins"],
+        }
+    )
 
 
 def every_iteration(config: dict) -> dict:

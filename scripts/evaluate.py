@@ -4,7 +4,7 @@ one on the fresh labels) against the reference, and the data of parity plots."""
 import numpy as np
 import pandas as pd
 
-from psiflow_pipeline.data import read_extxyz, read_h5
+from psiflow_pipeline.data import Frames, read_extxyz, read_h5
 from psiflow_pipeline.evaluation import evaluate_iteration
 from psiflow_pipeline.logs import rule_log
 from psiflow_pipeline.models.committee import Committee
@@ -22,7 +22,7 @@ with rule_log(snakemake.log[0]) as log:
         read_h5(inputs.labeled),
         Committee.from_files(inputs.models),
         Committee.from_files(inputs.previous_models) if "previous_models" in inputs.keys() else None,
-        read_extxyz(inputs.test_set[0]) if inputs.test_set else None,
+        Frames.concatenate([read_extxyz(path) for path in inputs.test_set]) if inputs.test_set else None,
         snakemake.params.settings["valid_fraction"],
         dict(pd.read_csv(inputs.isolated[0]).set_index("element").energy) if inputs.isolated else None,
     )

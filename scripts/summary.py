@@ -16,6 +16,7 @@ from psiflow_pipeline.report import (
     learning_curves,
     parity,
     provenance,
+    summary_text,
     walker_table,
 )
 
@@ -35,4 +36,7 @@ with rule_log(snakemake.log[0]) as log:
     for package, copy in zip(inputs.models, outputs.models, strict=True):
         shutil.copy(package, copy)
     Path(outputs.readme).write_text(MODEL_README.format(members=len(outputs.models)))
-    log.info("\n%s", metrics.to_string())
+    verdict = yaml.safe_load(Path(inputs.verdict[0]).read_text()) if inputs.verdict else None
+    text = summary_text(metrics, labels, verdict)
+    Path(outputs.text).write_text(text)
+    log.info("\n%s\n%s", metrics.to_string(), text)

@@ -201,7 +201,7 @@ BAD_INPUTS = {
     ),
     "non-finite force in labeled data": (
         lambda c, tmp: c["evaluation"].update(test_set=written(tmp, "inf.xyz", 2 * NAN_FORCES)),
-        "key 'evaluation.test_set': frame 0 of",
+        "key 'evaluation.test_set.0': frame 0 of",
     ),
     "a directory where a structure file belongs": (
         lambda c, tmp: c["system"].update(structures=[str(tmp)]),

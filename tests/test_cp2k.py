@@ -1,31 +1,25 @@
 """CP2K input, run and parsing, with the real cp2k.psmp."""
 
-import os
-import subprocess
-
 import numpy as np
 import pytest
+from ase.io import read
 from ase.units import Bohr, Hartree
-from conftest import XTB
+from conftest import REPO, SCF_ENERGY_TOLERANCE, SCF_FORCE_TOLERANCE, SCF_STRESS_TOLERANCE, WATER_8, XTB, direct_cp2k
 
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import parse_output
 from psiflow_pipeline.cp2k.process import single_point
 from psiflow_pipeline.cp2k.template import TemplateError, check_template, write_input
 
+REFERENCE = REPO / "resources" / "reference"
+
 
 @pytest.fixture(scope="module")
 def direct_run(tmp_path_factory):
     """A plain cp2k.psmp run on the 8-water box, outside psiflow's runner."""
-    from ase.io import read
-    from conftest import WATER_8
-
     atoms = read(WATER_8)
-    workdir = tmp_path_factory.mktemp("cp2k")
-    (workdir / "in.inp").write_text(write_input(check_template(XTB), atoms))
-    run = ["cp2k.psmp", "-i", "in.inp", "-o", "out.out"]
-    subprocess.run(run, cwd=workdir, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    return atoms, (workdir / "out.out").read_text()
+    _, output = direct_cp2k(atoms, tmp_path_factory.mktemp("cp2k"))
+    return atoms, output
 
 
 def test_parser_reads_energy_and_forces_in_ev_and_angstrom(direct_run):
@@ -56,6 +50,19 @@ def test_forces_are_minus_the_energy_gradient(water_8):
     numeric = -(energies[0] - energies[1]) / (2 * h)
     assert reference.forces[atom, axis] == pytest.approx(numeric, abs=5e-3)
     assert abs(reference.forces[atom, axis]) > 0.05  # a force worth comparing
+
+
+@pytest.mark.parametrize("temperature", [300, 350])
+def test_shipped_test_set_equals_a_direct_cp2k_run(temperature, tmp_path):
+    """The reference MD's labels (a persistent CP2K shell) are those of a plain
+    cp2k.psmp run of the same frame."""
+    frames = read(REFERENCE / f"water_32_nvt_{temperature}K.xyz", index=":")
+    assert len(frames) >= 24
+    for atoms in (frames[0], frames[-1]):
+        direct, _ = direct_cp2k(atoms, tmp_path, stress=True)
+        assert np.abs(atoms.get_forces() - direct.forces).max() < SCF_FORCE_TOLERANCE
+        assert atoms.get_potential_energy() == pytest.approx(direct.energy, abs=SCF_ENERGY_TOLERANCE)
+        assert np.abs(atoms.get_stress(voigt=False) - direct.stress).max() < SCF_STRESS_TOLERANCE
 
 
 def test_single_point_matches_direct_run(direct_run):

@@ -256,3 +256,62 @@ def test_a_cell_that_runs_away_is_a_reason_to_reset():
     assert check_frame(atoms, results, walker, 1.0, start_volume=atoms.get_volume() * 1.05) == ""
     reason = check_frame(atoms, results, walker, 1.0, start_volume=atoms.get_volume() / 0.85)
     assert reason == "volume changed by -15.0% this iteration, beyond max_volume_change 0.1"
+
+
+def test_rdf_of_a_simple_cubic_lattice_counts_its_shells():
+    """Coordination numbers from g(r): 6 neighbours at a, 12 at a√2, 8 at a√3."""
+    from ase import Atoms
+
+    from psiflow_pipeline.validation import first_peak, rdf, rdf_range
+
+    a = 2.0
+    lattice = Atoms("Ar", positions=[[0, 0, 0]], cell=[a, a, a], pbc=True) * (4, 4, 4)
+    assert rdf_range(lattice) == pytest.approx(4.0)
+    r, g = rdf([lattice], ("Ar", "Ar"), 4.0, 400)
+    edges = np.linspace(0, 4.0, 401)
+    volumes = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    shells = np.cumsum(g * volumes * (len(lattice) - 1) / lattice.get_volume())  # neighbours of an atom
+    assert shells[r < 2.4][-1] == pytest.approx(6)
+    assert shells[r < 3.1][-1] == pytest.approx(18)
+    assert shells[r < 3.6][-1] == pytest.approx(26)
+    assert first_peak(r, g)[0] == pytest.approx(a, abs=0.01)
+
+
+def test_rdf_of_an_ideal_gas_is_one_and_the_difference_of_equal_structures_zero():
+    from ase import Atoms
+
+    from psiflow_pipeline.validation import pairs_of, rdf, rdf_difference
+
+    rng = np.random.default_rng(4)
+    images = [Atoms("H100O100", positions=rng.uniform(0, 12, (200, 3)), cell=[12, 12, 12], pbc=True) for _ in range(20)]
+    assert pairs_of(images[0].numbers) == [("H", "H"), ("H", "O"), ("O", "O")]
+    r, g = rdf(images, ("H", "O"), 6.0, 30)
+    assert np.abs(g[r > 2] - 1).max() < 0.15
+    assert rdf_difference(r, g, g) == 0 and rdf_difference(r, g, np.ones_like(g)) < 0.5
+
+
+def test_verdict_says_how_long_the_run_stayed_physical_and_the_largest_rdf_difference():
+    from ase import Atoms
+
+    from psiflow_pipeline.validation import ProductionRun, density, verdict
+
+    settings = {"walker": {"steps": 1000, "timestep": 0.5, "ensemble": "nvt", "temperature": 350}}
+    structure = {
+        "O-O": {"peak": (2.8, 3.1), "reference_peak": (2.75, 3.0), "difference": 0.2},
+        "H-O": {"peak": (1.8, 1.2), "reference_peak": (1.8, 1.3), "difference": 0.05},
+    }
+    stable = ProductionRun(times_ps=[0.25, 0.5], temperatures=[340, 360], deviations=[0.1, 0.2])
+    record = verdict(stable, settings, structure)
+    assert record["verdict"] == "stable for 0.5 ps (NVT at 350 K); largest RDF difference O-O 0.200 Å"
+    broken = ProductionRun(times_ps=[0.25], temperatures=[340], deviations=[0.1], failure="atoms 1 and 2 0.30 Å apart")
+    broken.failed_at_ps = 0.25
+    assert verdict(broken, settings, {})["verdict"].startswith("unstable: atoms 1 and 2 0.30 Å apart after 0.25 ps")
+    npt = {"walker": {**settings["walker"], "ensemble": "npt"}}
+    box = Atoms("H2O", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0]], cell=[3, 3, 3], pbc=True)  # 18.015 u in 27 Å³
+    expanded = ProductionRun(times_ps=[0.25, 0.5], temperatures=[350, 350], deviations=[0.1, 0.1])
+    expanded.densities = [9.0, 1.1 * density(box)]  # the first half is equilibration
+    record = verdict(expanded, npt, {}, [box, box])
+    assert record["reference_density_g_cm3"] == pytest.approx(18.015 / 27 * 1.66054, rel=1e-4)
+    assert record["verdict"].endswith(
+        f"; density {1.1 * density(box):.3f} g/cm³, reference {density(box):.3f} (+10.0 %)"
+    )

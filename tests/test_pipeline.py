@@ -1,16 +1,13 @@
 """The whole online-learning loop on the tiny config: real CP2K, real nequip-train,
 real Parsl executors, driven by Snakemake."""
 
-import os
 import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PIPELINE_ITERATIONS, XTB, snakemake
+from conftest import PIPELINE_ITERATIONS, SCF_ENERGY_TOLERANCE, SCF_FORCE_TOLERANCE, direct_cp2k, snakemake
 
-from psiflow_pipeline.cp2k.output import parse_output
-from psiflow_pipeline.cp2k.template import check_template, write_input
 from psiflow_pipeline.data import read_h5
 
 pytestmark = pytest.mark.pipeline
@@ -40,17 +37,9 @@ def test_labels_equal_a_direct_cp2k_run(run, tmp_path):
     labeled = read_h5(run / f"results/iter_{ITERATIONS}/labeled.h5")
     k = 0
     assert labeled.frame["status"][k] == "ok"
-    atoms = labeled.to_atoms(k)
-    (tmp_path / "direct.inp").write_text(write_input(check_template(XTB), atoms))
-    subprocess.run(
-        ["cp2k.psmp", "-i", "direct.inp", "-o", "direct.out"],
-        cwd=tmp_path,
-        check=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-    )
-    direct = parse_output((tmp_path / "direct.out").read_text(), len(atoms))
-    assert np.abs(labeled.atom["forces"][labeled.atoms_of(k)] - direct.forces).max() < 1e-6
-    assert labeled.frame["energy"][k] == pytest.approx(direct.energy, abs=1e-6)
+    direct, _ = direct_cp2k(labeled.to_atoms(k), tmp_path)
+    assert np.abs(labeled.atom["forces"][labeled.atoms_of(k)] - direct.forces).max() < SCF_FORCE_TOLERANCE
+    assert labeled.frame["energy"][k] == pytest.approx(direct.energy, abs=SCF_ENERGY_TOLERANCE)
 
 
 def test_sampled_frames_come_from_the_walkers(run):
@@ -108,3 +97,20 @@ def test_progress_of_a_run_is_built_from_its_finished_iterations(run, tmp_path):
     expected = expected[expected.iteration == 0].reset_index(drop=True)
     assert progress.equals(expected)
     assert (partial / "results/progress/learning_curve.png").stat().st_size > 0
+
+
+def test_validation_runs_the_final_committee_and_writes_its_figures_and_verdict(run):
+    import yaml
+
+    folder = run / "results/summary/validation"
+    verdict = yaml.safe_load((folder / "verdict.yaml").read_text())
+    assert verdict["duration_ps"] == 0.02 and verdict["verdict"].split()[0] in ("stable", "unstable:")
+    assert 0 < verdict["stable_ps"] <= 0.02
+    series = pd.read_csv(folder / "series.csv")
+    assert len(series) >= 1 and np.isfinite(series.deviation).all()
+    # the structure of the frames it saved, against the reference MD
+    assert set(verdict["rdf"]) == {"H-H", "H-O", "O-O"} and verdict["largest_rdf_difference"]["value"] > 0
+    rdf = pd.read_csv(folder / "rdf.csv")
+    assert {"r", "g_O-O", "g_O-O_reference"} <= set(rdf.columns) and rdf.r.max() < 3.2  # half the 8-water box
+    assert (folder / "validation.png").stat().st_size > 0
+    assert f"validation: {verdict['verdict']}" in (run / "results/summary/summary.txt").read_text()

@@ -112,7 +112,7 @@ def test_pipeline_runs_through_sbatch_with_pilot_jobs_and_a_cancelled_job_is_ret
 
     # every other Snakemake job went through sbatch with the config's resources, once
     completed = {rule_of[j] for j in rule_of if records[j]["JobState"] == "COMPLETED"}
-    expected = {"rule_isolated_atoms", "rule_evaluate/0", "rule_evaluate/1"}
+    expected = {"rule_isolated_atoms", "rule_evaluate/0", "rule_evaluate/1", "rule_validate"}
     expected |= {f"rule_train/{i}_{m}" for i in (0, 1) for m in (0, 1)}
     assert completed == expected
     for j, rule in rule_of.items():

@@ -31,7 +31,7 @@ def iteration_jobs(i: int, first: str = "sample") -> set[str]:
     return jobs
 
 
-FINAL = {"summary"} | {f"compile {m}" for m in MEMBERS}
+FINAL = {"summary", "validate"} | {f"compile {m}" for m in MEMBERS}
 EVERYTHING = {"bootstrap", "isolated_atoms"} | {job for i in range(LAST + 1) for job in iteration_jobs(i)} | FINAL
 
 
@@ -82,6 +82,7 @@ CASES = {
         ),
         set(),
     ),
+    "a longer validation run": (lambda c, tmp: c["validation"].update(duration_ps=0.03), {"validate", "summary"}),
     "no compiled final model": (lambda c, tmp: c["model"].update(compile=False), set()),
     "a failure policy for labeling": (lambda c, tmp: c["reference"].update(max_failed_fraction=0.5), set()),
     "the same template at another path": (lambda c, tmp: template_copy(c, tmp, XTB.read_text()), set()),

@@ -2,17 +2,12 @@
 a molecule in vacuum and a crystal sampled at constant pressure (the
 periodic liquid is the default job: tests/test_pipeline.py)."""
 
-import os
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, XTB, snakemake, write_config
+from conftest import REPO, direct_cp2k, snakemake, write_config
 
-from psiflow_pipeline.cp2k.output import parse_output
-from psiflow_pipeline.cp2k.template import check_template, write_input
 from psiflow_pipeline.data import read_h5
 
 pytestmark = pytest.mark.pipeline
@@ -43,26 +38,13 @@ def crystal_run(tmp_path_factory):
     return run_tiny("crystal", tmp_path_factory)
 
 
-def direct_cp2k(atoms, tmp_path, stress=False):
-    """A plain cp2k.psmp run of `atoms` with the xTB template."""
-    (tmp_path / "direct.inp").write_text(write_input(check_template(XTB), atoms, stress=stress))
-    subprocess.run(
-        ["cp2k.psmp", "-i", "direct.inp", "-o", "direct.out"],
-        cwd=tmp_path,
-        check=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
-        capture_output=True,
-    )
-    return parse_output((tmp_path / "direct.out").read_text(), len(atoms))
-
-
 def test_molecule_pipeline_labels_equal_a_direct_cp2k_run(molecule_run, tmp_path):
     for i in (0, 1):
         labeled = read_h5(molecule_run / f"results/iter_{i}/labeled.h5")
         assert list(labeled.frame["status"]) == ["ok"] * len(labeled), labeled.frame["reason"]
         assert not labeled.frame["pbc"].any()
     atoms = labeled.to_atoms(0)  # a frame the default (persistent) mode labeled in iteration 1
-    direct = direct_cp2k(atoms, tmp_path)
+    direct, _ = direct_cp2k(atoms, tmp_path)
     assert np.abs(labeled.atom["forces"][labeled.atoms_of(0)] - direct.forces).max() < 1e-6
     assert labeled.frame["energy"][0] == pytest.approx(direct.energy, abs=1e-6)
     metrics = pd.read_csv(molecule_run / "results/summary/metrics.csv")
@@ -73,7 +55,7 @@ def test_crystal_labels_carry_the_stress_of_a_direct_cp2k_run(crystal_run, tmp_p
     labeled = read_h5(crystal_run / "results/iter_1/labeled.h5")
     assert np.isfinite(labeled.frame["stress"]).all()  # reference.stress: auto, for NPT walkers
     atoms = labeled.to_atoms(0)
-    direct = direct_cp2k(atoms, tmp_path, stress=True)
+    direct, _ = direct_cp2k(atoms, tmp_path, stress=True)
     # CP2K prints the stress in GPa with 8 significant digits: ~1e-8 eV/Å³ here
     assert np.abs(labeled.frame["stress"][0] - direct.stress).max() < 1e-6
     assert np.abs(direct.stress).max() > 1e-3

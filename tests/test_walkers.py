@@ -35,10 +35,12 @@ def models(trained):
 
 def walk(models, tmp_path, state=None, iteration=1, step=0, bias=None, trust_hi=1e9, **group):
     """One walker on the 8-water box; the tiny test models heat it well above its
-    target temperature, so the runaway check is off unless a test sets it.
+    target temperature and swing its volume, so the runaway checks are off unless a
+    test sets them.
     Returns (frames, final state, bias files, COLVAR text)."""
     state = read(WATER_8) if state is None else state
     group.setdefault("max_temperature_factor", 100.0)
+    group.setdefault("max_volume_change", 10.0)
     task = WalkerTask(0, state, settings(**group), models, iteration, step, trust_hi, 7, 2, bias or {}, str(tmp_path))
     result = run_walker(task)
     return result.frames, result.final, result.bias, result.colvar
@@ -66,8 +68,9 @@ def test_npt_volume_follows_the_pressure(models, tmp_path):
         )
         assert final.frame["status"][0] == "ok", final.frame["reason"][0]
         volumes[pressure] = abs(np.linalg.det(frames.frame["cell"][-1]))
-    initial = read(WATER_8).get_volume()
-    assert volumes[1e5] < initial and volumes[1e5] < volumes[1.0], (initial, volumes)
+    # the tiny models' pressure is far from the reference's, so only the response
+    # to the pressure is asserted, not where the volume settles
+    assert volumes[1e5] < 0.8 * volumes[1.0], volumes
 
 
 def test_flexible_npt_changes_the_cell_shape(models, tmp_path):

@@ -131,6 +131,12 @@ def training_config(
         },
         "global_options": {"allow_tf32": False},
     }
+    if model.get("pair_potential") == "zbl":
+        config["training_module"]["model"]["pair_potential"] = {
+            "_target_": "nequip.nn.pair_potential.ZBL",
+            "units": "metal",  # eV and Å
+            "chemical_species": "${chemical_symbols}",
+        }
     if warm_start_from is not None:
         config["training_module"]["model"] = {
             "_target_": "nequip.model.ModelFromPackage",

@@ -23,7 +23,7 @@ from ase import units
 from ase.io import read
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT
-from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from psiflow_pipeline.cp2k.calculator import Cp2kCalculator
 from psiflow_pipeline.cp2k.command import Cp2kCommand
@@ -41,6 +41,7 @@ def main(argv=None) -> None:
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
     parser.add_argument("--pressure_bar", type=float, default=1.0)
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument("--pdamp", type=float, default=500.0, help="npt: MTK barostat time constant (fs)")
     parser.add_argument("--equilibrate", type=int, default=2000, help="steps before the first saved frame")
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--every", type=int, default=40, help="steps between saved frames")
@@ -57,8 +58,7 @@ def main(argv=None) -> None:
     atoms.calc = calculator
     rng = np.random.default_rng(args.seed)
     thermalize_momenta(atoms, args.temperature, rng=rng)
-    Stationary(atoms)
-    ZeroRotation(atoms)
+    Stationary(atoms)  # no drift of the centre of mass
     timestep = args.timestep * units.fs
     if args.ensemble == "nvt":
         dynamics = Langevin(
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     else:
         dynamics = IsotropicMTKNPT(
             atoms, timestep, temperature_K=args.temperature, pressure_au=args.pressure_bar * units.bar,
-            tdamp=50 * units.fs, pdamp=500 * units.fs,
+            tdamp=50 * units.fs, pdamp=args.pdamp * units.fs,
         )  # fmt: skip
     series, saved = [], []
     start = time.perf_counter()

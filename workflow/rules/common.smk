@@ -63,11 +63,7 @@ def evaluate_input(wildcards):
         "labeled": paths.iteration_file("labeled.h5", i),
         "models": committee(i),
         "isolated": isolated_atoms(wildcards),
-        "test_set": config_files(
-            [config["evaluation"]["test_set"]]
-            if config["evaluation"]["test_set"]
-            else []
-        ),
+        "test_set": config_files(config["evaluation"]["test_set"]),
     }
     if i > 0:
         inputs["previous_models"] = committee(i - 1)
@@ -94,6 +90,24 @@ def final_model_files():
     if COMPILE:
         files += [paths.final_model(m, "nequip.pt2") for m in members]
     return files
+
+
+def final_committee_for_md():
+    """The final committee as MD runs it: compiled where it is compiled."""
+    if COMPILE:
+        return [
+            paths.final_model(m, "nequip.pt2")
+            for m in range(config["model"]["committee"])
+        ]
+    return committee(LAST)
+
+
+def validation_verdict():
+    return (
+        [paths.validation_file("verdict.yaml")]
+        if config["validation"]["enabled"]
+        else []
+    )
 
 
 def resources_of(group, cpus):

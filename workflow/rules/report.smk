@@ -10,6 +10,7 @@ rule summary:
         ],
         parity=paths.iteration_file("parity.npz", LAST),
         models=committee(LAST),
+        verdict=validation_verdict(),
     output:
         metrics=report(
             paths.summary_file("metrics.csv"),
@@ -42,6 +43,11 @@ rule summary:
             category="Provenance",
         ),
         readme=paths.summary_file("model/README.md"),
+        text=report(
+            paths.summary_file("summary.txt"),
+            caption="../report/summary.rst",
+            category="Learning",
+        ),
         models=[paths.final_model(m) for m in range(config["model"]["committee"])],
     log:
         log_of("summary", "summary"),
@@ -80,3 +86,39 @@ rule compile:
         "Compile member {wildcards.m} of the final committee (nequip-compile, AOTInductor)"
     script:
         "../../scripts/compile.py"
+
+
+rule validate:
+    input:
+        models=final_committee_for_md(),
+        structures=config_files(config["system"]["structures"]),
+        reference=config_files(
+            [config["validation"]["reference"]]
+            if config["validation"]["reference"]
+            else []
+        ),
+    output:
+        series=paths.validation_file("series.csv"),
+        rdf=paths.validation_file("rdf.csv"),
+        figure=report(
+            paths.validation_file("validation.png"),
+            caption="../report/validation.rst",
+            category="Validation",
+        ),
+        verdict=paths.validation_file("verdict.yaml"),
+    log:
+        log_of("validate", "validate"),
+    benchmark:
+        benchmark_of("validate", "validate")
+    retries: config["execution"]["retries"]
+    conda:
+        "../../envs/training.yaml"
+    threads: config["execution"]["evaluate"]["threads"]
+    resources:
+        **resources_of("evaluate", config["execution"]["evaluate"]["threads"]),
+    params:
+        settings=settings.validation(config),
+    message:
+        "Validate the final committee: a production MD and its structure"
+    script:
+        "../../scripts/validate.py"

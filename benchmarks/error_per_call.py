@@ -1,0 +1,142 @@
+"""Error per reference call: force RMSE on the shipped test set (an
+independent GFN1-xTB MD of the 32-water box) against the number of CP2K
+single points, for three ways to spend them on the default system:
+
+  (a) loop     - the online-learning loop: the default job;
+  (b) rattled  - rattled and strained copies of the initial structure only
+                 (the bootstrap, as many labels as the loop reaches);
+  (c) aimd     - frames of a reference-level NVT MD at 350 K, where every MD
+                 step is a reference call (the route online learning avoids).
+
+Same model (the default job's architecture); (b) and (c) train from scratch
+for as many epochs as the loop spends over all its iterations. Every method
+runs with several seeds; the table and figure show the mean and the spread.
+
+    .venv/bin/python benchmarks/error_per_call.py --seeds 1 2 [--workdir benchmarks/error_per_call]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from psiflow_pipeline.config import load, validate
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = (16, 32, 64)  # labels of (b) and frames of (c)
+AIMD_EVERY = 20  # MD steps between the frames (c) trains on
+
+
+def snakemake(workdir: Path, config: dict, target: str = "results/summary/metrics.csv") -> pd.DataFrame:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir)]
+    command += ["--profile", str(REPO / "profiles/local"), "--configfile", str(workdir / "config.yaml")]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run([*command, "--cores", "2", target], check=True, env=env, capture_output=True)
+    metrics = pd.read_csv(workdir / target)
+    return metrics[metrics.subset == "test"]
+
+
+def default_config(seed: int) -> dict:
+    config = load(REPO / "config/config.yaml")
+    config["seed"] = seed
+    config.setdefault("validation", {})["enabled"] = False
+    return config
+
+
+def loop(workdir: Path, seed: int) -> list[dict]:
+    test = snakemake(workdir / f"loop_{seed}", default_config(seed))
+    return [
+        {"method": "loop", "seed": seed, "calls": int(r.labels), "force_rmse": r.force_rmse} for r in test.itertuples()
+    ]
+
+
+def from_scratch(config: dict, budget_epochs: int) -> dict:
+    """Only iteration 0, trained from scratch for the loop's whole budget of epochs."""
+    config["iterations"] = 0
+    config.setdefault("model", {})["max_epochs"] = budget_epochs
+    config["model"]["compile"] = False
+    return config
+
+
+def rattled(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
+    rows = []
+    for size in SIZES:
+        config = from_scratch(default_config(seed), budget_epochs)
+        config.setdefault("bootstrap", {})["n_rattled"] = size
+        test = snakemake(workdir / f"rattled_{seed}_{size}", config, "results/iter_0/metrics.csv")
+        rows.append({"method": "rattled", "seed": seed, "calls": size, "force_rmse": float(test.force_rmse.iloc[0])})
+    return rows
+
+
+def aimd(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
+    """A reference NVT MD from the initial structure; its first k frames train a model."""
+    trajectory = workdir / f"aimd_{seed}.xyz"
+    if not trajectory.exists():
+        subprocess.run(
+            [sys.executable, str(REPO / "resources/reference/reference_md.py"),
+             "--structure", str(REPO / "resources/structures/water_32.xyz"), "--ensemble", "nvt",
+             "--temperature", "350", "--equilibrate", str(AIMD_EVERY), "--every", str(AIMD_EVERY),
+             "--frames", str(max(SIZES)), "--seed", str(1000 + seed), "--out", str(trajectory)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    from psiflow_pipeline.data import read_extxyz, write_extxyz
+
+    frames = read_extxyz(trajectory)
+    rows = []
+    for size in SIZES:
+        subset = workdir / f"aimd_{seed}_{size}.xyz"
+        write_extxyz(frames.take(np.arange(size)), subset)
+        config = from_scratch(default_config(seed), budget_epochs)
+        config.setdefault("bootstrap", {})["initial_data"] = str(subset)
+        test = snakemake(workdir / f"aimd_{seed}_{size}", config, "results/iter_0/metrics.csv")
+        calls = size * AIMD_EVERY  # every MD step was a single point
+        rows.append({"method": "aimd", "seed": seed, "calls": calls, "force_rmse": float(test.force_rmse.iloc[0])})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/error_per_call")
+    parser.add_argument("--figure", type=Path, default=REPO / "docs/error_per_call.png")
+    args = parser.parse_args()
+    defaults = validate(default_config(0), "config/config.yaml")
+    budget = defaults["model"]["max_epochs"] * (defaults["iterations"] + 1)
+    rows = []
+    for seed in args.seeds:
+        rows += loop(args.workdir, seed) + rattled(args.workdir, seed, budget) + aimd(args.workdir, seed, budget)
+    table = pd.DataFrame(rows)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.workdir / "error_per_call.csv", index=False)
+    summary = table.groupby(["method", "calls"]).force_rmse.agg(["mean", "min", "max", "count"]).reset_index()
+    print(f"training budget of (b) and (c): {budget} epochs from scratch")
+    print(summary.to_string(index=False))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method, part in summary.groupby("method"):
+        axis.errorbar(
+            part["calls"], part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
+            marker="o", capsize=3, label=method,
+        )  # fmt: skip
+    axis.set_xscale("log")
+    axis.set_xlabel("reference (CP2K) single points")
+    axis.set_ylabel("test-set force RMSE (eV/Å)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(args.figure, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Judging the delivered potential as a chemist does: a production MD with
+the final committee (how long does it stay physical, how does its committee
+deviation evolve) and its radial distribution functions against those of a
+reference MD."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses, chemical_symbols
+
+# amu/Å³ -> g/cm³
+DENSITY_UNIT = 1.66053906660
+
+
+def pairs_of(numbers) -> list[tuple[str, str]]:
+    """The element pairs of a system, e.g. [("H", "H"), ("H", "O"), ("O", "O")]."""
+    symbols = sorted({chemical_symbols[z] for z in numbers})
+    return list(itertools.combinations_with_replacement(symbols, 2))
+
+
+def rdf(images: list[Atoms], pair: tuple[str, str], r_max: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The radial distribution function g(r) of an element pair, averaged over
+    periodic `images` (minimum-image distances, so `r_max` at most half the
+    smallest cell width). Returns bin centres (Å) and g."""
+    edges = np.linspace(0.0, r_max, bins + 1)
+    histogram = np.zeros(bins)
+    density_sum = 0.0
+    for atoms in images:
+        symbols = np.array(atoms.get_chemical_symbols())
+        a, b = np.flatnonzero(symbols == pair[0]), np.flatnonzero(symbols == pair[1])
+        distances = atoms.get_all_distances(mic=True)[np.ix_(a, b)]
+        if pair[0] == pair[1]:
+            distances = distances[np.triu_indices(len(a), 1)]
+            pairs = len(a) * (len(a) - 1) / 2
+        else:
+            distances = distances.ravel()
+            pairs = len(a) * len(b)
+        histogram += np.histogram(distances, edges)[0]
+        density_sum += pairs / atoms.get_volume()
+    shells = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    return (edges[1:] + edges[:-1]) / 2, histogram / (shells * density_sum)
+
+
+def first_peak(r: np.ndarray, g: np.ndarray, window: float = 0.5) -> tuple[float, float]:
+    """Position (Å) and height of the first peak: the maximum of g (smoothed
+    over 3 bins against noise) within `window` Å after g first exceeds 1."""
+    smooth = np.convolve(g, np.ones(3) / 3, mode="same")
+    above = np.flatnonzero(smooth > 1)
+    if not len(above):
+        return float("nan"), float("nan")
+    inside = np.flatnonzero((r >= r[above[0]]) & (r <= r[above[0]] + window))
+    k = inside[np.argmax(smooth[inside])]
+    return float(r[k]), float(smooth[k])
+
+
+def rdf_difference(r: np.ndarray, g: np.ndarray, reference: np.ndarray) -> float:
+    """∫ |g - g_reference| dr (Å): one number per pair, 0 for identical structure."""
+    return float(np.sum(np.abs(g - reference)) * (r[1] - r[0]))
+
+
+def density(atoms: Atoms) -> float:
+    """g/cm³."""
+    return float(atomic_masses[atoms.numbers].sum() / atoms.get_volume() * DENSITY_UNIT)
+
+
+@dataclass
+class ProductionRun:
+    """A production MD with the final committee: its time series, saved frames,
+    and the first reset condition it met (none: `failure` is empty)."""
+
+    times_ps: list = field(default_factory=list)
+    temperatures: list = field(default_factory=list)
+    deviations: list = field(default_factory=list)
+    densities: list = field(default_factory=list)
+    frames: list = field(default_factory=list)
+    failure: str = ""
+    failed_at_ps: float = float("nan")
+
+    @property
+    def stable_ps(self) -> float:
+        return self.failed_at_ps if self.failure else (self.times_ps[-1] if self.times_ps else 0.0)
+
+
+def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed: int) -> ProductionRun:
+    """Run `settings["steps"]` MD steps with the committee as a walker would (the
+    same integrators and the same checks at every saved frame), stopping at the
+    first reset condition. `settings` holds a walker's keys."""
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    from psiflow_pipeline.sampling import check_frame, make_dynamics
+    from psiflow_pipeline.seeds import rng_for
+
+    rng = rng_for(seed, 1_000_000)  # apart from every walker's stream
+    atoms = atoms.copy()
+    atoms.calc = committee
+    thermalize_momenta(atoms, settings["temperature"], rng=rng)
+    Stationary(atoms)
+    dynamics = make_dynamics(atoms, settings, rng)
+    start_volume = atoms.get_volume() if atoms.pbc.all() else None
+    run = ProductionRun()
+    done = 0
+    while done < settings["steps"]:
+        chunk = min(settings["stride"], settings["steps"] - done)
+        try:
+            dynamics.run(chunk)
+            atoms.get_forces()
+            reason = check_frame(atoms, committee.results, settings, trust_hi, start_volume)
+        except Exception as error:  # the model or integrator blew up: the run ends here
+            reason = f"MD step failed: {error}"[:300]
+        done += chunk
+        time_ps = done * settings["timestep"] / 1000
+        run.times_ps.append(time_ps)
+        run.temperatures.append(atoms.get_temperature())
+        run.deviations.append(committee.results.get("deviation", np.nan))
+        run.densities.append(density(atoms) if atoms.pbc.all() else np.nan)
+        if reason:
+            run.failure, run.failed_at_ps = reason, time_ps
+            break
+        snapshot = atoms.copy()
+        snapshot.calc = None
+        run.frames.append(snapshot)
+    return run
+
+
+def rdf_range(atoms: Atoms) -> float:
+    """Half the smallest width of the cell: the largest distance minimum images resolve."""
+    volume = atoms.get_volume()
+    cell = atoms.cell.array
+    widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+    return min(widths) / 2
+
+
+def compare_structure(run: ProductionRun, reference: list[Atoms] | None, r_max: float, bins: int) -> dict:
+    """Per element pair: the run's g(r), the reference's where given, the first
+    peaks and the integrated absolute difference."""
+    if not run.frames or not run.frames[0].pbc.all():
+        return {}
+    result = {}
+    for pair in pairs_of(run.frames[0].numbers):
+        r, g = rdf(run.frames, pair, r_max, bins)
+        entry = {"r": r, "g": g, "peak": first_peak(r, g)}
+        if reference:
+            _, g_reference = rdf(reference, pair, r_max, bins)
+            entry |= {"g_reference": g_reference, "reference_peak": first_peak(r, g_reference)}
+            entry["difference"] = rdf_difference(r, g, g_reference)
+        result["-".join(pair)] = entry
+    return result
+
+
+def verdict(run: ProductionRun, settings: dict, structure: dict, reference: list[Atoms] | None = None) -> dict:
+    """The numbers a chemist asks for, and one line that says them. In NPT, the
+    reference frames' mean density is the one the run's is compared with."""
+    walker = settings["walker"]
+    duration = walker["steps"] * walker["timestep"] / 1000
+    record = {
+        "duration_ps": duration,
+        "stable_ps": round(run.stable_ps, 4),
+        "failure": run.failure or None,
+        "deviation_mean": float(np.nanmean(run.deviations)) if run.deviations else float("nan"),
+        "deviation_max": float(np.nanmax(run.deviations)) if run.deviations else float("nan"),
+        "temperature_mean": float(np.mean(run.temperatures)) if run.temperatures else float("nan"),
+    }
+    if walker["ensemble"] == "npt":  # the second half: the first is the cell's equilibration
+        record["density_mean_g_cm3"] = float(np.nanmean(run.densities[len(run.densities) // 2 :]))
+        if reference:
+            record["reference_density_g_cm3"] = float(np.mean([density(atoms) for atoms in reference]))
+    pairs = {}
+    for pair, entry in structure.items():
+        pairs[pair] = {"peak_r": entry["peak"][0], "peak_g": entry["peak"][1]}
+        if "difference" in entry:
+            pairs[pair] |= {
+                "difference": entry["difference"],
+                "reference_peak_r": entry["reference_peak"][0],
+                "reference_peak_g": entry["reference_peak"][1],
+            }
+    record["rdf"] = pairs
+    conditions = f"{walker['ensemble'].upper()} at {walker['temperature']:g} K"
+    if run.failure:
+        line = f"unstable: {run.failure} after {run.stable_ps:g} ps of {duration:g} ps ({conditions})"
+    else:
+        line = f"stable for {duration:g} ps ({conditions})"
+    if "reference_density_g_cm3" in record and not run.failure:
+        mean, target = record["density_mean_g_cm3"], record["reference_density_g_cm3"]
+        line += f"; density {mean:.3f} g/cm³, reference {target:.3f} ({100 * (mean / target - 1):+.1f} %)"
+    compared = {pair: entry["difference"] for pair, entry in pairs.items() if "difference" in entry}
+    if compared:
+        worst = max(compared, key=compared.get)
+        record["largest_rdf_difference"] = {"pair": worst, "value": compared[worst]}
+        line += f"; largest RDF difference {worst} {compared[worst]:.3f} Å"
+    record["verdict"] = line
+    return record
