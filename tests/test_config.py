@@ -254,3 +254,14 @@ def test_snakemake_refuses_bad_input_before_any_job(tmp_path, case):
     assert "bad input, nothing was run" in output and words in output, output[-2000:]
     assert f"{tmp_path / 'config.yaml'}: key '" in output  # the config file and the key
     assert not (tmp_path / "results").exists() and not list(tmp_path.glob("logs/*"))
+
+
+def test_a_given_config_stands_alone_over_the_defaults(tmp_path):
+    """The default job's system-bound settings (a water test set, a validation
+    reference) do not leak into a study of another system given with --configfile."""
+    default = validate(load(REPO / "config/config.yaml"), "config/config.yaml")
+    assert default["evaluation"]["test_set"] and default["validation"]["reference"]
+    write_config(tmp_path, {"system": {"structures": [str(REPO / "resources/structures/si_64.xyz")]}})
+    process = snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert "test_set" not in process.stdout + process.stderr

@@ -52,7 +52,7 @@ def test_forces_are_minus_the_energy_gradient(water_8):
     assert abs(reference.forces[atom, axis]) > 0.05  # a force worth comparing
 
 
-@pytest.mark.parametrize("temperature", [300, 350])
+@pytest.mark.parametrize("temperature", [300, 350, 400])
 def test_shipped_test_set_equals_a_direct_cp2k_run(temperature, tmp_path):
     """The reference MD's labels (a persistent CP2K shell) are those of a plain
     cp2k.psmp run of the same frame."""

@@ -22,9 +22,13 @@ def shipped(path):
         return None
 
 
-# the default job, found beside this file from any working directory (a
-# module's user passes a config instead, and Snakemake skips this)
-configfile: shipped("config/config.yaml")
+# the default job, found beside this file from any working directory. A file
+# given with --configfile stands alone over the schema's defaults, so that the
+# default job's system-bound settings (its test set, its validation reference)
+# never leak into another system's study.
+if not workflow.overwrite_configfiles:
+
+    configfile: shipped("config/config.yaml")
 
 
 # what envs/*.post-deploy.sh installs the library from: this checkout, or
