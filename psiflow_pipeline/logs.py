@@ -50,9 +50,9 @@ class Progress:
         self.log = log or logging.getLogger("psiflow")
         self.start, self.started_with = time.perf_counter(), done
 
-    def finished(self, message: str) -> str:
-        """Log `message` for one more finished task, with the count and the time left."""
-        self.done += 1
+    def finished(self, message: str, count: int = 1) -> str:
+        """Log `message` for `count` more finished tasks, with the count and the time left."""
+        self.done += count
         line = f"{message}; {self.done} of {self.total} {self.what} done"
         new = self.done - self.started_with
         left = self.total - self.done

@@ -85,12 +85,17 @@ class ProductionRun:
         return self.failed_at_ps if self.failure else (self.times_ps[-1] if self.times_ps else 0.0)
 
 
+# how often a production MD logs its progress: every this fraction of its steps
+PROGRESS_EVERY = 0.05
+
+
 def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed: int) -> ProductionRun:
     """Run `settings["steps"]` MD steps with the committee as a walker would (the
     same integrators and the same checks at every saved frame), stopping at the
-    first reset condition. `settings` holds a walker's keys."""
+    first reset condition, and log its progress. `settings` holds a walker's keys."""
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
+    from psiflow_pipeline.logs import Progress
     from psiflow_pipeline.sampling import check_frame, make_dynamics
     from psiflow_pipeline.seeds import rng_for
 
@@ -102,7 +107,8 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
     dynamics = make_dynamics(atoms, settings, rng)
     start_volume = atoms.get_volume() if atoms.pbc.all() else None
     run = ProductionRun()
-    done = 0
+    progress = Progress(settings["steps"], "MD steps")
+    done, next_log = 0, 0.0
     while done < settings["steps"]:
         chunk = min(settings["stride"], settings["steps"] - done)
         try:
@@ -117,6 +123,10 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
         run.temperatures.append(atoms.get_temperature())
         run.deviations.append(committee.results.get("deviation", np.nan))
         run.densities.append(density(atoms) if atoms.pbc.all() else np.nan)
+        if done >= next_log:
+            state = f"{time_ps:.2f} ps: {run.temperatures[-1]:.0f} K, committee deviation {run.deviations[-1]:.3f} eV/Å"
+            progress.finished(state, count=done - progress.done)
+            next_log = done + PROGRESS_EVERY * settings["steps"]
         if reason:
             run.failure, run.failed_at_ps = reason, time_ps
             break

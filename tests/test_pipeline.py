@@ -114,3 +114,5 @@ def test_validation_runs_the_final_committee_and_writes_its_figures_and_verdict(
     assert {"r", "g_O-O", "g_O-O_reference"} <= set(rdf.columns) and rdf.r.max() < 3.2  # half the 8-water box
     assert (folder / "validation.png").stat().st_size > 0
     assert f"validation: {verdict['verdict']}" in (run / "results/summary/summary.txt").read_text()
+    log = (run / "logs/validate/validate.log").read_text()
+    assert "ps: " in log and " MD steps done" in log  # a long run shows how far it is
