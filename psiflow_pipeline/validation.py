@@ -107,8 +107,8 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
     dynamics = make_dynamics(atoms, settings, rng)
     start_volume = atoms.get_volume() if atoms.pbc.all() else None
     run = ProductionRun()
-    progress = Progress(settings["steps"], "MD steps")
-    done, next_log = 0, 0.0
+    progress = Progress(settings["steps"], "MD steps")  # its count: the steps done at the last line logged
+    done = 0
     while done < settings["steps"]:
         chunk = min(settings["stride"], settings["steps"] - done)
         try:
@@ -123,10 +123,9 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
         run.temperatures.append(atoms.get_temperature())
         run.deviations.append(committee.results.get("deviation", np.nan))
         run.densities.append(density(atoms) if atoms.pbc.all() else np.nan)
-        if done >= next_log:
+        if progress.done == 0 or done - progress.done >= PROGRESS_EVERY * settings["steps"]:
             state = f"{time_ps:.2f} ps: {run.temperatures[-1]:.0f} K, committee deviation {run.deviations[-1]:.3f} eV/Å"
             progress.finished(state, count=done - progress.done)
-            next_log = done + PROGRESS_EVERY * settings["steps"]
         if reason:
             run.failure, run.failed_at_ps = reason, time_ps
             break
