@@ -135,3 +135,25 @@ def test_convert_command_round_trips(tmp_path):
         command = [str(Path(sys.executable).parent / "psiflow-convert"), str(tmp_path / source), str(tmp_path / target)]
         assert "5 frames" in subprocess.run(command, check=True, capture_output=True, text=True).stdout
     assert_identical(frames, read_h5(tmp_path / "c.h5"))
+
+
+def test_scaled_density_keeps_every_molecule_rigid():
+    import runpy
+
+    from ase.io import read
+    from conftest import REPO
+
+    tool = runpy.run_path(str(REPO / "resources/structures/scale_density.py"))
+    water = read(REPO / "resources/structures/water_32.xyz")
+    dense = tool["scaled_to_density"](water, 1.5)
+    assert tool["density"](dense) == pytest.approx(1.5, rel=1e-9)
+    # O-H distances within each molecule unchanged (atoms O, H, H in order)
+    for first in range(0, len(water), 3):
+        for hydrogen in (first + 1, first + 2):
+            assert dense.get_distance(first, hydrogen, mic=True) == pytest.approx(
+                water.get_distance(first, hydrogen, mic=True), abs=1e-9
+            )
+    # the shipped dense boxes are what the tool makes
+    for target in (1.25, 1.5):
+        shipped = read(REPO / f"resources/structures/water_32_{target}.xyz")
+        np.testing.assert_allclose(shipped.positions, tool["scaled_to_density"](water, target).positions, atol=1e-6)
