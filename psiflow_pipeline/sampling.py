@@ -111,6 +111,13 @@ class WalkerResult:
     colvar: str  # the COLVAR text of this iteration
 
 
+def propagator(walker: int, settings: dict, model_paths: list) -> int | None:
+    """The committee member whose forces move `walker`: None for the members'
+    mean (`propagate: mean`), else member walker mod committee size, so that
+    the walkers of a group follow different members."""
+    return None if settings["propagate"] == "mean" else walker % len(model_paths)
+
+
 def run_walker(task: WalkerTask) -> WalkerResult:
     """One walker's sampling for one iteration.
 
@@ -133,7 +140,7 @@ def run_walker(task: WalkerTask) -> WalkerResult:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     atoms = task.state.copy()
-    committee = Committee.from_files(task.model_paths)
+    committee = Committee.from_files(task.model_paths, propagator=propagator(task.walker, settings, task.model_paths))
     atoms.calc = committee
     biased = settings["plumed"] is not None
     if biased:
@@ -170,11 +177,12 @@ def run_walker(task: WalkerTask) -> WalkerResult:
                 else:
                     dynamics.run(chunk)
                 atoms.get_forces()
-                reason = check_frame(atoms, committee.results, settings, task.trust_hi, start_volume)
+                results = committee.assess(atoms)
+                reason = check_frame(atoms, results, settings, task.trust_hi, start_volume)
             except Exception as error:  # a blow-up of the model or integrator is a walker failure
                 reason = f"MD step failed: {error}"[:300]
+                results = {}
             done += chunk
-            results = committee.results if not reason.startswith("MD step failed") else {}
             saved.append(atoms.copy())
             energies.append(results.get("energy", np.nan))
             deviations.append(results.get("deviation", np.nan))

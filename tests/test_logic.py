@@ -315,3 +315,40 @@ def test_verdict_says_how_long_the_run_stayed_physical_and_the_largest_rdf_diffe
     assert record["verdict"].endswith(
         f"; density {1.1 * density(box):.3f} g/cm³, reference {density(box):.3f} (+10.0 %)"
     )
+
+
+class Counted(EMT):
+    """EMT that counts its evaluations; `scale` makes committee members differ."""
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale, self.calls = scale, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        self.results["energy"] *= self.scale
+        self.results["forces"] = self.results["forces"] * self.scale
+
+
+def test_a_propagating_member_moves_the_walker_and_the_rest_are_evaluated_only_when_assessed():
+    from ase.md.verlet import VelocityVerlet
+
+    from psiflow_pipeline.models.committee import Committee
+
+    members = [Counted(1.0), Counted(1.1), Counted(0.8)]
+    committee = Committee(members, propagator=1)
+    atoms = bulk("Cu", cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = committee
+    dynamics = VelocityVerlet(atoms, timestep=1.0)
+    for _ in range(3):
+        dynamics.run(10)
+        assessed = committee.assess(atoms)
+        energies, forces = Committee(members).predict(atoms)  # the full committee, from scratch
+        assert assessed["deviation"] == pytest.approx(uncertainty(energies, forces)[0], rel=1e-12)
+        assert assessed["energy_deviation"] == pytest.approx(uncertainty(energies, forces)[1], rel=1e-12)
+        np.testing.assert_array_equal(assessed["forces"], forces[1])  # the dynamics follow member 1
+    # member 1 once per step (+1 at the start); the others only where assessed
+    # (3 times) and by the check above (3 times)
+    assert members[1].calls == 31 + 3 and members[0].calls == members[2].calls == 6

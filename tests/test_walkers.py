@@ -13,6 +13,7 @@ from psiflow_pipeline.config import ConfigError, validate
 from psiflow_pipeline.data import Frames, read_h5, write_h5
 from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.models.committee import Committee
+from psiflow_pipeline.models.uncertainty import uncertainty
 from psiflow_pipeline.preflight import check_plumed_inputs
 from psiflow_pipeline.sampling import WalkerTask, run_walker
 from psiflow_pipeline.selection import select
@@ -192,3 +193,17 @@ def test_a_walker_whose_cell_runs_away_is_reset(models, tmp_path):
     assert (
         "volume changed by -" in frames.frame["reason"][-1] and "max_volume_change 0.02" in frames.frame["reason"][-1]
     )
+
+
+def test_a_walker_following_one_member_records_the_full_committees_deviation(models, tmp_path):
+    frames, final, _, _ = walk(models, tmp_path, propagate="member", steps=60, stride=10)
+    assert final.frame["status"][0] == "ok", final.frame["reason"][0]
+    full = Committee.from_files(models)
+    # equal to the float32 models' round-off (the saved positions are wrapped into the cell)
+    for k in range(len(frames)):
+        atoms = frames.to_atoms(k)
+        energies, forces = full.predict(atoms)
+        assert frames.frame["deviation"][k] == pytest.approx(uncertainty(energies, forces)[0], rel=1e-5)
+        # the walker (walker 0) follows member 0: its recorded energy is that member's
+        assert frames.frame["energy"][k] == pytest.approx(energies[0], abs=1e-4)
+        assert abs(frames.frame["energy"][k] - energies.mean()) > 1e-3

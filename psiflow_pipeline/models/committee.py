@@ -26,23 +26,34 @@ def load_calculator(path, device: str | None = None):
 
 
 class Committee(Calculator):
-    """Mean energy and forces of several models, plus their disagreement."""
+    """Several models as one calculator, plus their disagreement.
+
+    The dynamics follow the members' mean (`propagator=None`: every member at
+    every step), or one member (`propagator=m`: one model's cost per step);
+    `assess` then evaluates the others only where a frame is checked, as
+    DP-GEN does with its model deviation.
+    """
 
     implemented_properties = ["energy", "forces", "stress", "free_energy", "deviation", "energy_deviation"]
 
-    def __init__(self, calculators, **kwargs):
+    def __init__(self, calculators, propagator: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.calculators = list(calculators)
+        if propagator is not None and not 0 <= propagator < len(self.calculators):
+            raise ValueError(f"propagator {propagator} is not a member of a committee of {len(self.calculators)}")
+        self.propagator = propagator
 
     @classmethod
-    def from_files(cls, paths, device: str | None = None) -> Committee:
-        return cls([load_calculator(p, device) for p in paths])
+    def from_files(cls, paths, device: str | None = None, propagator: int | None = None) -> Committee:
+        return cls([load_calculator(p, device) for p in paths], propagator)
 
-    def predict(self, atoms) -> tuple[np.ndarray, np.ndarray]:
-        """Per-member energies (members,) and forces (members, atoms, 3)."""
+    def predict(self, atoms, reuse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member energies (members,) and forces (members, atoms, 3).
+        Member `reuse` keeps its results, which must be of `atoms`."""
         energies, forces = [], []
-        for calc in self.calculators:
-            calc.calculate(atoms, ["energy", "forces"], all_changes)
+        for m, calc in enumerate(self.calculators):
+            if m != reuse:
+                calc.calculate(atoms, ["energy", "forces"], all_changes)
             energies.append(calc.results["energy"])
             forces.append(calc.results["forces"])
         return np.array(energies, dtype=float), np.array(forces, dtype=float)
@@ -59,6 +70,12 @@ class Committee(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if self.propagator is not None:
+            member = self.calculators[self.propagator]
+            member.calculate(self.atoms, ["energy", "forces"], all_changes)
+            self.results = {key: member.results[key] for key in ("energy", "forces", "stress") if key in member.results}
+            self.results["free_energy"] = self.results["energy"]
+            return
         energies, forces = self.predict(self.atoms)
         energy = float(energies.mean())
         deviation, energy_deviation = uncertainty(energies, forces)
@@ -72,3 +89,14 @@ class Committee(Calculator):
         stresses = self.stresses(self.atoms)
         if stresses is not None:
             self.results["stress"] = stresses.mean(axis=0)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]  # Voigt
+
+    def assess(self, atoms) -> dict:
+        """The results at `atoms` with the committee's deviation: the
+        dynamics' energy, forces (and stress), and the disagreement of all
+        members, evaluating those that the dynamics did not."""
+        self.get_forces(atoms)  # the dynamics' own results, cached when current
+        if self.propagator is None:
+            return self.results
+        energies, forces = self.predict(self.atoms, reuse=self.propagator)
+        deviation, energy_deviation = uncertainty(energies, forces)
+        return dict(self.results, deviation=deviation, energy_deviation=energy_deviation)
