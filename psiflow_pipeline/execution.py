@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXECUTOR = "tasks"
+# seconds between Parsl's scaling decisions (and provider status polls) per provider
+STRATEGY_PERIOD_S = {"local": 0.5, "slurm": 5.0}
 
 
 def job_resources(execution: dict, group: str, cpus: int) -> dict:
@@ -131,6 +133,10 @@ class Execution:
                 )
             ],
             run_dir=str(run_dir),
+            # Parsl submits even the initial block on the scaling strategy's
+            # first tick, one period after start (5 s by default): on this
+            # machine's local provider a status poll is a cheap local check
+            strategy_period=STRATEGY_PERIOD_S[self.provider],
             retries=self.retries,
             usage_tracking=0,
         )
