@@ -9,7 +9,7 @@ Uses the packaged models of a finished run (by default the default job's
 last iteration, `make run`); a committee larger than the run's repeats its
 members (the cost is the same).
 
-    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--threads 2] [--committee 4]
+    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--threads 2] [--committee 4] [--stride 10]
 """
 
 import argparse
@@ -64,11 +64,11 @@ def ase_rate(model, atoms, steps) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def walker_rate(models, atoms, steps, threads, propagate="mean") -> float:
+def walker_rate(models, atoms, steps, threads, propagate="mean", stride=10) -> float:
     """Steps per second of run_walker, start-up (model loading) excluded by differencing two lengths."""
     times = []
     for n in (steps, 2 * steps):
-        walker = {"steps": n, "stride": 10, "max_temperature_factor": 100, "propagate": propagate}
+        walker = {"steps": n, "stride": stride, "max_temperature_factor": 100, "propagate": propagate}
         config = validate({"system": {"structures": ["-"]}, "walkers": [walker]}, "benchmark")
         settings = step_settings.walkers(config, 1)[0]
         with tempfile.TemporaryDirectory() as scratch:
@@ -85,6 +85,7 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--committee", type=int, default=4, help="members of the committee whose cost is measured")
+    parser.add_argument("--stride", type=int, default=10, help="MD steps between the walkers' saved frames")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = Path(args.results) / f"iter_{args.iteration}/models"
@@ -92,16 +93,16 @@ def main():
     if not members:
         sys.exit(f"no models in {folder}: run the pipeline first (make run)")
     committee = [members[m % len(members)] for m in range(args.committee)]
-    print(f"eager NequIP package {members[0]}, {args.steps} steps, {args.threads} threads, stride 10")
+    print(f"eager NequIP package {members[0]}, {args.steps} steps, {args.threads} threads, stride {args.stride}")
     print(f"{'system':9s} {'forward calls/s':>16s} {'ASE Langevin':>13s} {'walker (1 model)':>17s} "
           f"{'walker/forward':>15s} {'walker/ASE':>11s} {'mean of ' + str(args.committee):>11s} "
           f"{'one member':>11s} {'cost: mean':>11s} {'cost: member':>13s}")  # fmt: skip
     for name, atoms in systems().items():
         forward = forward_rate(members[0], atoms, args.steps)
         ase = ase_rate(members[0], atoms, args.steps)
-        single = walker_rate(members[:1], atoms, args.steps, args.threads)
-        mean = walker_rate(committee, atoms, args.steps, args.threads, "mean")
-        member = walker_rate(committee, atoms, args.steps, args.threads, "member")
+        single = walker_rate(members[:1], atoms, args.steps, args.threads, "mean", args.stride)
+        mean = walker_rate(committee, atoms, args.steps, args.threads, "mean", args.stride)
+        member = walker_rate(committee, atoms, args.steps, args.threads, "member", args.stride)
         print(f"{name:9s} {forward:16.1f} {ase:13.1f} {single:17.1f} {single / forward:15.2f} {single / ase:11.2f} "
               f"{mean:11.1f} {member:11.1f} {single / mean:11.2f} {single / member:13.2f}")  # fmt: skip
     print("cost: steps/s of one model over steps/s of the committee (1.00 = the cost of one model)")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from psiflow_pipeline.config import validate
 from psiflow_pipeline.execution import Execution, run_tasks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,10 +99,12 @@ def main():
         (scratch / "large").mkdir()
         small_s, small_jobs = plan(scratch / "small", default)
         large_s, large_jobs = plan(scratch / "large", large)
-        fake_finished(scratch / "large", args.iterations // 2, large["model"]["committee"])
+        committee = validate(yaml.safe_load(yaml.safe_dump(large)), "large")["model"]["committee"]
+        fake_finished(scratch / "large", args.iterations // 2, committee)
         resume_s, resume_jobs = plan(scratch / "large", large)
     print(f"plan (snakemake -n), {args.walkers} walkers, {args.labels} labels per iteration:")
-    print(f"  default job ({default['iterations']} iterations): {small_jobs} jobs in {small_s:.1f} s")
+    iterations = validate(yaml.safe_load(yaml.safe_dump(default)), "default")["iterations"]
+    print(f"  default job ({iterations} iterations): {small_jobs} jobs in {small_s:.1f} s")
     print(
         f"  {args.iterations} iterations, nothing done: {large_jobs} jobs in {large_s:.1f} s ({large_s / small_s:.1f}x)"
     )
