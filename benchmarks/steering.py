@@ -15,21 +15,22 @@ from pathlib import Path
 import yaml
 
 from psiflow_pipeline import plan
+from psiflow_pipeline.config import validate
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def changes(config: dict) -> dict:
     """change -> the config it makes, from a finished run's config."""
-    last = config.get("iterations", 3)
+    last = validate(yaml.safe_load(yaml.safe_dump(config)), "config")["iterations"]
 
     def edited(edit):
         copy = yaml.safe_load(yaml.safe_dump(config))
         edit(copy)
         return copy
 
-    def walker(c, **entry):
-        c["walkers"][0]["schedule"] = [entry]
+    def walker(c, **entry):  # added to the group's schedule, which the default job has
+        c["walkers"][0].setdefault("schedule", []).append(entry)
 
     return {
         "unchanged": edited(lambda c: None),
