@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, snakemake_env
 
+from psiflow_pipeline.config import load, validate
+
 BIN = Path(sys.executable).parent
 
 
@@ -102,7 +104,10 @@ def test_deployed_module_dry_runs_from_the_users_folder(deployed):
     output = process.stdout + process.stderr
     assert process.returncode == 0, output[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output[output.index("Job stats") :], flags=re.M))
-    assert counts["bootstrap"] == "1" and counts["label"] == "4" and counts["train"] == "8", counts
+    default = validate(load(REPO / "config/config.yaml"), "config/config.yaml")
+    iterations, members = default["iterations"] + 1, default["model"]["committee"]  # with iteration 0
+    assert counts["bootstrap"] == "1" and int(counts["label"]) == iterations, counts
+    assert int(counts["train"]) == iterations * members, counts
     assert not (user / "results").exists()
 
 
