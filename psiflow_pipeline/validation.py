@@ -113,8 +113,7 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
         chunk = min(settings["stride"], settings["steps"] - done)
         try:
             dynamics.run(chunk)
-            atoms.get_forces()
-            reason = check_frame(atoms, committee.results, settings, trust_hi, start_volume)
+            reason = check_frame(atoms, committee.assess(atoms), settings, trust_hi, start_volume)
         except Exception as error:  # the model or integrator blew up: the run ends here
             reason = f"MD step failed: {error}"[:300]
         done += chunk

@@ -13,15 +13,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.io import read, write
 from ase.neighborlist import NeighborList, natural_cutoffs
 from scipy.sparse.csgraph import connected_components
 
-
-def density(atoms: Atoms) -> float:
-    """g/cm³."""
-    return atoms.get_masses().sum() / units.mol / (atoms.get_volume() * 1e-24)
+from psiflow_pipeline.validation import density
 
 
 def scaled_to_density(atoms: Atoms, target: float) -> Atoms:
