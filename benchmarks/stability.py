@@ -1,6 +1,6 @@
 """The delivered potential in a long production run: NVT with the default
-job's final committee (compiled models), the walkers' checks at every saved
-frame, and the radial distribution functions against the reference MD.
+job's final committee (compiled where it is) following what the walkers
+follow, the walkers' checks at every saved frame, and the radial distribution functions against the reference MD.
 
     make run && .venv/bin/python benchmarks/stability.py            # 20 ps at 350 K
     .venv/bin/python benchmarks/stability.py --ps 5 --temperature 300
@@ -20,8 +20,7 @@ from ase.io import read
 from psiflow_pipeline import paths, settings
 from psiflow_pipeline.config import load, locate_files, validate
 from psiflow_pipeline.data import read_structures
-from psiflow_pipeline.models.committee import Committee
-from psiflow_pipeline.validation import compare_structure, production_md, rdf_range, verdict
+from psiflow_pipeline.validation import validate_committee
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,14 +42,8 @@ def main():
     models = compiled if all(p.exists() for p in compiled) else [args.run / paths.final_model(m) for m in members]
     atoms = read_structures(config["system"]["structures"], config["system"]["periodic"])[0]
     start = time.perf_counter()
-    run = production_md(
-        atoms, Committee.from_files(models), run_settings["walker"], run_settings["trust_hi"], config["seed"]
-    )
+    run, _, record = validate_committee(atoms, models, run_settings, read(args.reference, index=":"))
     seconds = time.perf_counter() - start
-    reference = read(args.reference, index=":")
-    record = verdict(
-        run, run_settings, compare_structure(run, reference, rdf_range(atoms), config["validation"]["rdf_bins"])
-    )
     steps = len(run.times_ps) * run_settings["walker"]["stride"]
     print(
         f"models: {', '.join(p.name for p in models)}; {steps} steps in {seconds:.0f} s ({steps / seconds:.0f} steps/s)"

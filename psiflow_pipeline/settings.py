@@ -210,8 +210,10 @@ def final_model(config: dict) -> dict:
     return {"iteration": config["iterations"]}
 
 
-# the keys a validation run takes from the first walker group: its integrator and checks
+# the keys a validation run takes from the first walker group: what its dynamics
+# follow, its integrator and checks
 _VALIDATION_WALKER_KEYS = (
+    "propagate",
     "thermostat",
     "barostat",
     "friction",
@@ -226,7 +228,7 @@ _VALIDATION_WALKER_KEYS = (
 
 def validation(config: dict) -> dict:
     """The production MD with the final committee: the first walker group's
-    integrator settings and checks (as in the last iteration) at the
+    dynamics (`propagate`), integrator settings and checks (as in the last iteration) at the
     validation's conditions, where it starts, and the reference RDFs."""
     v, last = config["validation"], config["iterations"]
     group = at_iteration(config["walkers"][0], last)

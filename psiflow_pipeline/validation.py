@@ -111,16 +111,18 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
     done = 0
     while done < settings["steps"]:
         chunk = min(settings["stride"], settings["steps"] - done)
+        assessed = {}
         try:
             dynamics.run(chunk)
-            reason = check_frame(atoms, committee.assess(atoms), settings, trust_hi, start_volume)
+            assessed = committee.assess(atoms)
+            reason = check_frame(atoms, assessed, settings, trust_hi, start_volume)
         except Exception as error:  # the model or integrator blew up: the run ends here
             reason = f"MD step failed: {error}"[:300]
         done += chunk
         time_ps = done * settings["timestep"] / 1000
         run.times_ps.append(time_ps)
         run.temperatures.append(atoms.get_temperature())
-        run.deviations.append(committee.results.get("deviation", np.nan))
+        run.deviations.append(assessed.get("deviation", np.nan))
         run.densities.append(density(atoms) if atoms.pbc.all() else np.nan)
         if progress.done == 0 or done - progress.done >= PROGRESS_EVERY * settings["steps"]:
             state = f"{time_ps:.2f} ps: {run.temperatures[-1]:.0f} K, committee deviation {run.deviations[-1]:.3f} eV/Å"
@@ -201,3 +203,19 @@ def verdict(run: ProductionRun, settings: dict, structure: dict, reference: list
         line += f"; largest RDF difference {worst} {compared[worst]:.3f} Å"
     record["verdict"] = line
     return record
+
+
+def validate_committee(
+    atoms: Atoms, model_paths: list, settings: dict, reference: list[Atoms] | None
+) -> tuple[ProductionRun, dict, dict]:
+    """The validation run that `settings` (`psiflow_pipeline.settings.validation`)
+    describes, from `atoms`, with the committee of `model_paths` following what
+    the walkers follow: the run, its structure against `reference`, the verdict."""
+    from psiflow_pipeline.models.committee import Committee
+    from psiflow_pipeline.sampling import propagator
+
+    committee = Committee.from_files(model_paths, propagator=propagator(0, settings["walker"], model_paths))
+    run = production_md(atoms, committee, settings["walker"], settings["trust_hi"], settings["seed"])
+    r_max = settings["rdf_r_max"] or (rdf_range(atoms) if atoms.pbc.all() else 0.0)
+    structures = compare_structure(run, reference, r_max, settings["rdf_bins"])
+    return run, structures, verdict(run, settings, structures, reference)

@@ -7,9 +7,8 @@ from ase.io import read
 
 from psiflow_pipeline.data import read_structures
 from psiflow_pipeline.logs import rule_log
-from psiflow_pipeline.models.committee import Committee
 from psiflow_pipeline.report import validation_figure
-from psiflow_pipeline.validation import compare_structure, production_md, rdf_range, verdict
+from psiflow_pipeline.validation import validate_committee
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -20,13 +19,8 @@ with rule_log(snakemake.log[0]) as log:
     settings = snakemake.params.settings
     structure = snakemake.config["validation"]["structure"]
     atoms = read_structures(snakemake.input.structures, settings["periodic"])[structure]
-    run = production_md(
-        atoms, Committee.from_files(snakemake.input.models), settings["walker"], settings["trust_hi"], settings["seed"]
-    )
     reference = read(snakemake.input.reference[0], index=":") if snakemake.input.reference else None
-    r_max = settings["rdf_r_max"] or (rdf_range(atoms) if atoms.pbc.all() else 0.0)
-    structures = compare_structure(run, reference, r_max, settings["rdf_bins"])
-    record = verdict(run, settings, structures, reference)
+    run, structures, record = validate_committee(atoms, snakemake.input.models, settings, reference)
     series = pd.DataFrame(
         {"time_ps": run.times_ps, "temperature_K": run.temperatures, "deviation": run.deviations}
         | ({"density_g_cm3": run.densities} if settings["walker"]["ensemble"] == "npt" else {})

@@ -352,3 +352,21 @@ def test_a_propagating_member_moves_the_walker_and_the_rest_are_evaluated_only_w
     # member 1 once per step (+1 at the start); the others only where assessed
     # (3 times) and by the check above (3 times)
     assert members[1].calls == 31 + 3 and members[0].calls == members[2].calls == 6
+
+
+def test_a_production_run_following_one_member_records_the_committee_deviation_of_every_checked_frame():
+    from psiflow_pipeline.models.committee import Committee
+    from psiflow_pipeline.validation import production_md
+
+    members = [Counted(1.0), Counted(1.1)]
+    atoms = bulk("Cu", cubic=True).repeat(2)
+    settings = {
+        "ensemble": "nvt", "thermostat": "langevin", "temperature": 300, "timestep": 1.0, "friction": 0.01,
+        "tdamp": 100.0, "steps": 30, "stride": 10,
+        "min_distance": 0.5, "max_force": 100.0, "max_temperature_factor": 10.0, "max_volume_change": 0.5,
+    }  # fmt: skip
+    run = production_md(atoms, Committee(members, propagator=0), settings, trust_hi=10.0, seed=3)
+    assert not run.failure and len(run.frames) == 3
+    for frame, deviation in zip(run.frames, run.deviations):
+        energies, forces = Committee(members).predict(frame)
+        assert deviation == pytest.approx(uncertainty(energies, forces)[0], rel=1e-12) and deviation > 0
