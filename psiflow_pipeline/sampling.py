@@ -140,7 +140,9 @@ def run_walker(task: WalkerTask) -> WalkerResult:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     atoms = task.state.copy()
-    committee = Committee.from_files(task.model_paths, propagator=propagator(task.walker, settings, task.model_paths))
+    committee = Committee.from_files(
+        task.model_paths, propagator=propagator(task.walker, settings, task.model_paths), shared=True
+    )
     atoms.calc = committee
     biased = settings["plumed"] is not None
     if biased:

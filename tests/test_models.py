@@ -1,6 +1,8 @@
 """NequIP committees with real nequip-train: reloaded metrics, compiled models,
 warm starts, and an uncertainty that ranks configurations."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +41,23 @@ def test_compiled_model_predicts_as_the_package(pipeline_run):
     compiled_energies, compiled_forces = Committee.from_files([model / "member_1.nequip.pt2"]).predict(atoms)
     assert np.abs(compiled_forces - forces).max() < 1e-4
     assert compiled_energies[0] == pytest.approx(energies[0], abs=1e-3)
+
+
+def test_a_shared_model_is_loaded_once_per_process_and_again_when_its_file_changes(pipeline_run, tmp_path):
+    import shutil
+
+    from psiflow_pipeline.models.committee import shared_calculator
+
+    package = tmp_path / "member.nequip.zip"
+    shutil.copy(pipeline_run / "results/summary/model/member_0.nequip.zip", package)
+    first = shared_calculator(package)
+    assert shared_calculator(package) is first
+    atoms = read_h5(pipeline_run / "results/iter_0/dataset.h5").to_atoms(0)
+    shared = Committee.from_files([package, package], propagator=0, shared=True)
+    np.testing.assert_array_equal(shared.predict(atoms)[1], Committee.from_files([package]).predict(atoms)[1][[0, 0]])
+    stat = package.stat()
+    os.utime(package, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a retrained member in its place
+    assert shared_calculator(package) is not first
 
 
 def test_bootstrap_resample_gives_each_member_its_own_training_set(trained):

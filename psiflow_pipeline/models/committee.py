@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
+
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
@@ -25,6 +29,20 @@ def load_calculator(path, device: str | None = None):
     return NequIPCalculator._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
 
 
+@functools.lru_cache(maxsize=16)
+def _loaded(path: str, modified_ns: int, device: str | None):
+    return load_calculator(path, device)
+
+
+def shared_calculator(path, device: str | None = None):
+    """The calculator of `path`, loaded once per process (and again when the
+    file changes): a Parsl worker runs its walker tasks one after another,
+    and loading a model costs about a second. Whoever holds it must not
+    expect its results to survive another task's use."""
+    path = str(Path(path).resolve())
+    return _loaded(path, os.stat(path).st_mtime_ns, device)
+
+
 class Committee(Calculator):
     """Several models as one calculator, plus their disagreement.
 
@@ -44,8 +62,12 @@ class Committee(Calculator):
         self.propagator = propagator
 
     @classmethod
-    def from_files(cls, paths, device: str | None = None, propagator: int | None = None) -> Committee:
-        return cls([load_calculator(p, device) for p in paths], propagator)
+    def from_files(
+        cls, paths, device: str | None = None, propagator: int | None = None, shared: bool = False
+    ) -> Committee:
+        """`shared`: members from `shared_calculator`, loaded once per process."""
+        load = shared_calculator if shared else load_calculator
+        return cls([load(p, device) for p in paths], propagator)
 
     def predict(self, atoms, reuse: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-member energies (members,) and forces (members, atoms, 3).
