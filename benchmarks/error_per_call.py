@@ -12,7 +12,10 @@ Same model (the default job's architecture); (b) and (c) train from scratch
 for as many epochs as the loop spends over all its iterations. Every method
 runs with several seeds; the table and figure show the mean and the spread.
 
-    .venv/bin/python benchmarks/error_per_call.py --seeds 1 2 [--workdir benchmarks/error_per_call]
+    .venv/bin/python benchmarks/error_per_call.py --seeds 42 43 [--workdir benchmarks/error_per_call]
+
+Seed 42 is the default job's: a finished default job with it in
+<workdir>/loop_42 is reused (snakemake finds nothing to do).
 """
 
 import argparse
@@ -26,10 +29,12 @@ import pandas as pd
 import yaml
 
 from psiflow_pipeline.config import load, validate
+from psiflow_pipeline.settings import at_iteration
 
 REPO = Path(__file__).resolve().parents[1]
-SIZES = (16, 32, 64)  # labels of (b) and frames of (c)
-AIMD_EVERY = 20  # MD steps between the frames (c) trains on
+RATTLED_SIZES = (20, 80)  # labels of (b): about the loop's first and last
+AIMD_FRAMES = (8, 32)  # frames of (c), one every AIMD_EVERY MD steps
+AIMD_EVERY = 10  # 5 fs: a tenth of the calls become training frames
 
 
 def snakemake(workdir: Path, config: dict, target: str = "results/summary/metrics.csv") -> pd.DataFrame:
@@ -61,13 +66,12 @@ def from_scratch(config: dict, budget_epochs: int) -> dict:
     """Only iteration 0, trained from scratch for the loop's whole budget of epochs."""
     config["iterations"] = 0
     config.setdefault("model", {})["max_epochs"] = budget_epochs
-    config["model"]["compile"] = False
     return config
 
 
 def rattled(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
     rows = []
-    for size in SIZES:
+    for size in RATTLED_SIZES:
         config = from_scratch(default_config(seed), budget_epochs)
         config.setdefault("bootstrap", {})["n_rattled"] = size
         test = snakemake(workdir / f"rattled_{seed}_{size}", config, "results/iter_0/metrics.csv")
@@ -83,14 +87,14 @@ def aimd(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
             [sys.executable, str(REPO / "resources/reference/reference_md.py"),
              "--structure", str(REPO / "resources/structures/water_32.xyz"), "--ensemble", "nvt",
              "--temperature", "350", "--equilibrate", str(AIMD_EVERY), "--every", str(AIMD_EVERY),
-             "--frames", str(max(SIZES)), "--seed", str(1000 + seed), "--out", str(trajectory)],
+             "--frames", str(max(AIMD_FRAMES)), "--threads", "2", "--seed", str(1000 + seed), "--out", str(trajectory)],
             check=True, capture_output=True,
         )  # fmt: skip
     from psiflow_pipeline.data import read_extxyz, write_extxyz
 
     frames = read_extxyz(trajectory)
     rows = []
-    for size in SIZES:
+    for size in AIMD_FRAMES:
         subset = workdir / f"aimd_{seed}_{size}.xyz"
         write_extxyz(frames.take(np.arange(size)), subset)
         config = from_scratch(default_config(seed), budget_epochs)
@@ -103,12 +107,12 @@ def aimd(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43])
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/error_per_call")
     parser.add_argument("--figure", type=Path, default=REPO / "docs/error_per_call.png")
     args = parser.parse_args()
     defaults = validate(default_config(0), "config/config.yaml")
-    budget = defaults["model"]["max_epochs"] * (defaults["iterations"] + 1)
+    budget = sum(at_iteration(defaults["model"], i)["max_epochs"] for i in range(defaults["iterations"] + 1))
     rows = []
     for seed in args.seeds:
         rows += loop(args.workdir, seed) + rattled(args.workdir, seed, budget) + aimd(args.workdir, seed, budget)

@@ -7,7 +7,8 @@ one model.
 
 Uses the packaged models of a finished run (by default the default job's
 last iteration, `make run`); a committee larger than the run's repeats its
-members (the cost is the same).
+members (the cost is the same). Where the run compiled its final committee,
+the compiled model's forward calls against its package's.
 
     .venv/bin/python benchmarks/md_speed.py [--steps 200] [--threads 2] [--committee 4] [--stride 10]
 """
@@ -106,6 +107,12 @@ def main():
         print(f"{name:9s} {forward:16.1f} {ase:13.1f} {single:17.1f} {single / forward:15.2f} {single / ase:11.2f} "
               f"{mean:11.1f} {member:11.1f} {single / mean:11.2f} {single / member:13.2f}")  # fmt: skip
     print("cost: steps/s of one model over steps/s of the committee (1.00 = the cost of one model)")
+    final = Path(args.results) / "summary/model"
+    if (final / "member_0.nequip.pt2").exists():  # the run compiled its final committee (model.compile)
+        for name, atoms in systems().items():
+            eager = forward_rate(final / "member_0.nequip.zip", atoms, args.steps)
+            compiled = forward_rate(final / "member_0.nequip.pt2", atoms, args.steps)
+            print(f"{name}: forward calls/s, package {eager:.1f}, compiled {compiled:.1f} ({compiled / eager:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -47,14 +47,16 @@ def changes(config: dict) -> dict:
         "execution.label.omp_threads: 2": edited(
             lambda c: c.setdefault("execution", {}).setdefault("label", {}).update(omp_threads=2)
         ),
-        "model.compile: false": edited(lambda c: c.setdefault("model", {}).update(compile=False)),
+        "model.compile: true": edited(lambda c: c.setdefault("model", {}).update(compile=True)),
         "keys in another order": dict(reversed(list(config.items()))),
         f"walker schedule from {last}": edited(lambda c: walker(c, from_iteration=last, temperature=450)),
         f"selection schedule from {last}": edited(
             lambda c: c.setdefault("selection", {}).update(schedule=[{"from_iteration": last, "trust_lo": 0.1}])
         ),
         f"training schedule from {last}": edited(
-            lambda c: c.setdefault("model", {}).update(schedule=[{"from_iteration": last, "max_epochs": 40}])
+            lambda c: (
+                c.setdefault("model", {}).setdefault("schedule", []).append({"from_iteration": last, "max_epochs": 40})
+            )
         ),
     }
 
