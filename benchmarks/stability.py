@@ -1,6 +1,7 @@
 """The delivered potential in a long production run: NVT with the default
 job's final committee (compiled where it is) following what the walkers
-follow, the walkers' checks at every saved frame, and the radial distribution functions against the reference MD.
+follow, the walkers' checks at every saved frame, and the radial
+distribution functions against the reference MD.
 
     make run && .venv/bin/python benchmarks/stability.py            # 20 ps at 350 K
     .venv/bin/python benchmarks/stability.py --ps 5 --temperature 300
