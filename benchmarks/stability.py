@@ -15,6 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from ase.io import read
 
@@ -37,7 +38,9 @@ def main():
     config = validate(load(args.config), str(args.config))
     locate_files(config, lambda path: str(REPO / path) if (REPO / path).exists() else None)
     config["validation"].update(duration_ps=args.ps, temperature=args.temperature, reference=str(args.reference))
-    run_settings = settings.validation(config)
+    # the run's final iteration: `iterations`, or earlier where a stop criterion was met
+    last = int(pd.read_csv(args.run / paths.summary_file("metrics.csv")).iteration.max())
+    run_settings = settings.validation(config, last)
     members = range(config["model"]["committee"])
     compiled = [args.run / paths.final_model(m, "nequip.pt2") for m in members]
     models = compiled if all(p.exists() for p in compiled) else [args.run / paths.final_model(m) for m in members]

@@ -24,6 +24,8 @@ METRIC_COLUMNS = [
     "deviation_mean",
     "energy_deviation_mean",
     "binding_energy_per_atom",
+    "calibration_rank_correlation",
+    "calibration_scale",
 ]
 
 
@@ -77,6 +79,31 @@ def errors(frames: Frames, committee=None, predicted: dict | None = None) -> dic
     return result
 
 
+def largest_force_errors(frames: Frames, forces: np.ndarray) -> np.ndarray:
+    """Per frame, the largest over atoms of |predicted - reference force| (eV/Å):
+    the true error that the committee force deviation (`uncertainty`) estimates."""
+    norms = np.linalg.norm(forces - frames.atom["forces"], axis=1)
+    return np.array([norms[a:b].max(initial=0.0) for a, b in zip(frames.offsets[:-1], frames.offsets[1:], strict=True)])
+
+
+def calibration(deviation: np.ndarray, error: np.ndarray) -> dict:
+    """How well the committee deviation recorded at sampling time predicts the
+    true error of that committee, per frame: the Spearman rank correlation (does
+    a larger deviation mean a larger error?) and the scale s of the least-squares
+    line error = s * deviation through the origin (s > 1: the committee is
+    overconfident). NaN with fewer than three frames."""
+    from scipy.stats import spearmanr
+
+    finite = np.isfinite(deviation) & np.isfinite(error) & (deviation > 0)
+    deviation, error = deviation[finite], error[finite]
+    if len(deviation) < 3:
+        return {"calibration_rank_correlation": np.nan, "calibration_scale": np.nan}
+    return {
+        "calibration_rank_correlation": float(spearmanr(deviation, error).statistic),
+        "calibration_scale": float(np.dot(deviation, error) / np.dot(deviation, deviation)),
+    }
+
+
 def _stress_errors(reference: np.ndarray, predicted: np.ndarray) -> dict:
     both = np.isfinite(reference).all(axis=(1, 2)) & np.isfinite(predicted).all(axis=(1, 2))
     if not both.any():
@@ -111,7 +138,8 @@ def evaluate_iteration(
 
     Rows: the committee of `iteration` on the train and valid splits (and the
     test set), and `previous` (the committee of iteration-1, which chose the
-    frames) on the fresh labels - the honest out-of-sample error.
+    frames) on the fresh labels - the honest out-of-sample error, with the
+    calibration of the deviation it recorded while sampling them.
     """
     import pandas as pd
 
@@ -134,6 +162,10 @@ def evaluate_iteration(
         row = {"iteration": iteration, "model_iteration": model_iteration, "subset": subset}
         row.update(errors(frames, predicted=predicted))
         row["binding_energy_per_atom"] = binding_energy_per_atom(frames, isolated)
+        if subset == "new":
+            sampled, error = frames.frame["deviation"], largest_force_errors(frames, predicted["forces"])
+            row.update(calibration(sampled, error))
+            parity["new_deviation_sampled"], parity["new_force_error_largest"] = sampled, error
         rows.append(row)
         parity[f"{subset}_energy_reference"] = frames.frame["energy"] / np.diff(frames.offsets)
         parity[f"{subset}_energy_predicted"] = predicted["energy_per_atom"]

@@ -22,6 +22,11 @@ def iteration_file(name: str, i="{i}") -> str:
     return f"{iteration_dir(i)}/{name}"
 
 
+def stop_decision(i="{i}") -> str:
+    """Whether the loop stops after iteration i (with a `stop` criterion only)."""
+    return iteration_file("stop.yaml", i)
+
+
 def member_dir(i="{i}", m="{m}") -> str:
     return iteration_file(f"models/member_{m}", i)
 

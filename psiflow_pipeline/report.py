@@ -1,5 +1,5 @@
 """What the summary shows: learning curves, parity plots, deviation
-histograms, the walker table and provenance."""
+histograms, the calibration of the deviation, the walker table and provenance."""
 
 from __future__ import annotations
 
@@ -148,6 +148,43 @@ def deviation_histograms(candidate_files: list, trust_lo: float, trust_hi: float
     plt.close(figure)
 
 
+def calibration_figure(parity_files: list, path) -> None:
+    """Per iteration, the committee deviation recorded while sampling each fresh
+    label against the true error of that committee on it (both the largest over
+    atoms), with the identity and the fitted line error = s * deviation."""
+    from psiflow_pipeline.evaluation import calibration
+
+    plt = _pyplot()
+    columns = min(len(parity_files), 4) or 1
+    rows = -(-len(parity_files) // columns) or 1
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for axis in axes.ravel()[len(parity_files) :]:
+        axis.set_visible(False)
+    for axis, file in zip(axes.ravel(), parity_files):
+        with np.load(file) as data:
+            deviation, error = data["new_deviation_sampled"], data["new_force_error_largest"]
+        fit = calibration(deviation, error)
+        axis.scatter(deviation, error, s=8)
+        shown = deviation[np.isfinite(deviation) & (deviation > 0)]
+        if len(shown):
+            x = np.array([shown.min(), shown.max()])
+            axis.plot(x, x, color="black", linewidth=0.8, linestyle="--", label="error = deviation")
+            if np.isfinite(fit["calibration_scale"]):
+                axis.plot(x, fit["calibration_scale"] * x, color="C1", label=f"s = {fit['calibration_scale']:.2f}")
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.legend(fontsize=7)
+        axis.set_title(
+            f"{Path(file).parent.name.replace('_', ' ')}: rank corr. {fit['calibration_rank_correlation']:.2f}",
+            fontsize=9,
+        )
+        axis.set_xlabel("deviation at sampling (eV/Å)", fontsize=8)
+        axis.set_ylabel("true force error (eV/Å)", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def walker_table(candidate_files: list) -> pd.DataFrame:
     """Per iteration and walker: frames sampled, how the walker ended and why."""
     rows = []
@@ -190,13 +227,21 @@ def summary_text(metrics: pd.DataFrame, labels: dict[int, int], verdict: dict | 
         if pd.notna(row.get("stress_rmse_gpa")):
             text += f", stress RMSE {row.stress_rmse_gpa:.3f} GPa"
         lines.append(text)
+    fresh = metrics[(metrics.iteration == last) & (metrics.subset == "new")]
+    if len(fresh) and pd.notna(fresh.iloc[0].get("calibration_scale")):
+        lines.append(
+            f"calibration on the fresh labels: rank correlation {fresh.iloc[0].calibration_rank_correlation:.2f}"
+            f" between committee deviation and true force error, error = {fresh.iloc[0].calibration_scale:.2f}"
+            " x deviation"
+        )
     if verdict is not None:
         lines.append(f"validation: {verdict['verdict']}")
     return "\n".join(lines) + "\n"
 
 
-def provenance(config: dict, repository) -> dict:
-    """Versions, the settings of every job, the configuration and the commit that produced a run."""
+def provenance(config: dict, last: int, repository) -> dict:
+    """Versions, the settings of every job (iterations 0..`last`), the
+    configuration and the commit that produced a run."""
     from psiflow_pipeline.settings import every_iteration
 
     versions = {}
@@ -231,7 +276,7 @@ def provenance(config: dict, repository) -> dict:
         "platform": platform.platform(),
         "packages": versions,
         "cp2k": cp2k,
-        "settings": every_iteration(config),
+        "settings": every_iteration(config, last),
         "config": config,
     }
 

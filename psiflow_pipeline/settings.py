@@ -191,23 +191,30 @@ def initial_data(config: dict) -> dict:
     return {"initial_data": file_digest(config["bootstrap"]["initial_data"])}
 
 
-def summary(config: dict) -> dict:
-    """The iterations summarised, the committee shipped, and the thresholds
-    drawn on the deviation histograms (those of the last iteration)."""
-    last = selection(config, config["iterations"])
+def summary(config: dict, last: int) -> dict:
+    """The iterations summarised (0..`last`, the final one), the committee
+    shipped, and the thresholds drawn on the deviation histograms (those of
+    the last iteration)."""
+    thresholds = selection(config, last)
     return canonical(
         {
-            "iterations": config["iterations"],
+            "iterations": last,
             "committee": config["model"]["committee"],
-            "trust_lo": last["trust_lo"],
-            "trust_hi": last["trust_hi"],
+            "trust_lo": thresholds["trust_lo"],
+            "trust_hi": thresholds["trust_hi"],
         }
     )
 
 
-def final_model(config: dict) -> dict:
+def final_model(last: int) -> dict:
     """Which iteration's committee is compiled as the final one."""
-    return {"iteration": config["iterations"]}
+    return {"iteration": last}
+
+
+def stop(config: dict, i: int) -> dict:
+    """Whether the loop stops after iteration i: the `stop` criteria and the
+    trust_lo of iteration i, which the count of uncertain frames uses."""
+    return canonical(dict(config["stop"], trust_lo=selection(config, i)["trust_lo"]))
 
 
 # the keys a validation run takes from the first walker group: what its dynamics
@@ -226,11 +233,12 @@ _VALIDATION_WALKER_KEYS = (
 )
 
 
-def validation(config: dict) -> dict:
-    """The production MD with the final committee: the first walker group's
-    dynamics (`propagate`), integrator settings and checks (as in the last iteration) at the
-    validation's conditions, where it starts, and the reference RDFs."""
-    v, last = config["validation"], config["iterations"]
+def validation(config: dict, last: int) -> dict:
+    """The production MD with the final committee (of iteration `last`): the
+    first walker group's dynamics (`propagate`), integrator settings and checks
+    (as in the last iteration) at the validation's conditions, where it starts,
+    and the reference RDFs."""
+    v = config["validation"]
     group = at_iteration(config["walkers"][0], last)
     walker = {key: group[key] for key in _VALIDATION_WALKER_KEYS}
     walker.update(
@@ -257,13 +265,14 @@ def validation(config: dict) -> dict:
     )
 
 
-def every_iteration(config: dict) -> dict:
-    """The settings of every job of the run, by iteration: the provenance of its results."""
+def every_iteration(config: dict, last: int) -> dict:
+    """The settings of every job of the run (iterations 0..`last`), by
+    iteration: the provenance of its results."""
     record = {
         "label": dict(label(config), template=file_digest(config["reference"]["input"])),
         "iteration_0": {"bootstrap": bootstrap(config), "training": training(config, 0)},
     }
-    for i in range(1, config["iterations"] + 1):
+    for i in range(1, last + 1):
         record[f"iteration_{i}"] = {
             "sample": sample(config, i),
             "selection": selection(config, i),

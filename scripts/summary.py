@@ -1,5 +1,5 @@
 """Rule summary: metrics, learning curves, parity plot, deviation histograms, the
-walker table, provenance and the final committee, under results/summary/."""
+calibration figure, the walker table, provenance and the final committee, under results/summary/."""
 
 import os
 import shutil
@@ -11,6 +11,7 @@ import yaml
 from psiflow_pipeline.logs import rule_log
 from psiflow_pipeline.report import (
     MODEL_README,
+    calibration_figure,
     collect_metrics,
     deviation_histograms,
     learning_curves,
@@ -30,8 +31,9 @@ with rule_log(snakemake.log[0]) as log:
     with np.load(inputs.parity) as data:
         parity(dict(data), outputs.parity, len(inputs.metrics) - 1)
     deviation_histograms(inputs.candidates, settings["trust_lo"], settings["trust_hi"], outputs.deviations)
+    calibration_figure(inputs.fresh_parity, outputs.calibration)
     walker_table(inputs.candidates).to_csv(outputs.walkers, index=False)
-    record = provenance(snakemake.config, os.environ.get("PSIFLOW_PIPELINE_SOURCE"))
+    record = provenance(snakemake.config, settings["iterations"], os.environ.get("PSIFLOW_PIPELINE_SOURCE"))
     Path(outputs.provenance).write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
     for package, copy in zip(inputs.models, outputs.models, strict=True):
         shutil.copy(package, copy)

@@ -53,6 +53,33 @@ def test_final_state_selection_takes_each_walkers_last_sane_frame():
     assert list(picked.frame["identifier"]) == ["c2", "c5"]  # c3 is above trust_hi
 
 
+def test_diverse_selection_takes_uncertain_frames_that_differ_not_near_copies():
+    base = bulk("Cu", cubic=True).repeat(2)
+    images = []
+    for k in range(4):  # near-copies of one frame (a walker a few steps on), the most uncertain
+        copy = base.copy()
+        copy.rattle(0.001, seed=k)
+        images.append(copy)
+    compressed = base.copy()
+    compressed.set_cell(base.cell * 0.93, scale_atoms=True)
+    distorted = base.copy()
+    distorted.rattle(0.25, seed=7)
+    images += [compressed, distorted]
+    frames = Frames.from_atoms(images, status="ok")
+    frames.frame["deviation"][:] = [0.50, 0.49, 0.48, 0.47, 0.30, 0.20]
+    frames.frame["walker"][:] = 0
+    frames.frame["step"][:] = np.arange(6)
+    assert list(select(frames, "committee", 0.1, 1.0, 3).frame["deviation"]) == [0.50, 0.49, 0.48]
+    diverse = select(frames, "diverse", 0.1, 1.0, 3)
+    assert list(diverse.frame["deviation"]) == [0.50, 0.30, 0.20]  # one of the copies, then the different frames
+    assert list(select(frames, "diverse", 0.1, 1.0, 3).frame["step"]) == list(diverse.frame["step"])  # reproducible
+    inside = select(frames, "diverse", 0.25, 1.0, 3).frame["deviation"]  # 0.20 lies below trust_lo
+    assert {0.50, 0.30} < set(inside) and 0.20 not in inside
+    frames.frame["walker"][:] = [0, 1, 2, 3, 0, 0]
+    capped = select(frames, "diverse", 0.1, 1.0, 6, max_per_walker=1)
+    assert list(capped.frame["walker"]) == [0, 1, 2, 3]
+
+
 def test_random_selection_is_seeded_and_stays_below_trust_hi():
     frames = candidates(list(np.linspace(0, 2, 40)), walkers=[k % 4 for k in range(40)])
     first = select(frames, "random", 0.5, 1.0, 5, rng=np.random.default_rng(3))
@@ -181,7 +208,12 @@ def test_execution_settings_and_file_paths_are_never_part_of_a_jobs_settings(tmp
 
     def steps(c):
         per_iteration = [f(c, i) for i in (1, 2) for f in (settings.sample, settings.selection, settings.training)]
-        return [settings.bootstrap(c), settings.label(c), settings.evaluation(c), settings.summary(c)] + per_iteration
+        return [
+            settings.bootstrap(c),
+            settings.label(c),
+            settings.evaluation(c),
+            settings.summary(c, 2),
+        ] + per_iteration
 
     before = steps(config)
     moved = tmp_path / "water_8.xyz"
@@ -243,6 +275,40 @@ def test_stress_errors_are_in_gpa_over_the_frames_that_have_a_stress():
         "stress_mae_gpa": pytest.approx(0.5),
     }
     assert np.isnan(_stress_errors(reference[1:], predicted[1:])["stress_rmse_gpa"])
+
+
+def test_calibration_compares_the_sampled_deviation_with_the_largest_true_force_error():
+    from psiflow_pipeline.evaluation import calibration, largest_force_errors
+
+    frames = Frames.from_atoms([bulk("Cu", cubic=True) for _ in range(2)])  # 4 atoms each
+    frames.atom["forces"][:] = 0.0
+    predicted = np.zeros((8, 3))
+    predicted[1] = [0.3, 0.4, 0.0]  # frame 0: one atom off by 0.5 eV/Å
+    predicted[6] = [0.0, 0.0, -0.2]  # frame 1: 0.2
+    assert largest_force_errors(frames, predicted) == pytest.approx([0.5, 0.2])
+    deviation = np.array([0.1, 0.2, 0.3, 0.4, np.nan])
+    # errors twice the deviation, in the same order: perfectly ranked, scale 2
+    assert calibration(deviation, 2 * deviation) == {
+        "calibration_rank_correlation": pytest.approx(1.0),
+        "calibration_scale": pytest.approx(2.0),
+    }
+    reversed_order = calibration(deviation[:4], 2 * deviation[:4][::-1])
+    assert reversed_order["calibration_rank_correlation"] == pytest.approx(-1.0)
+    assert np.isnan(calibration(deviation[:2], deviation[:2])["calibration_scale"])  # too few frames
+
+
+def test_the_loop_stops_when_every_criterion_set_is_met():
+    from psiflow_pipeline.stopping import decide, stop_criteria_set
+
+    deviations = np.array([0.01, 0.05, 0.2, np.nan])  # two at or above trust_lo 0.05, one exploded
+    both = {"force_rmse": 0.1, "min_uncertain": 4}
+    assert not stop_criteria_set({"force_rmse": None, "min_uncertain": None}) and stop_criteria_set(both)
+    decision = decide(0.08, deviations, 0.05, both)
+    assert decision["stop"] and decision["uncertain_frames"] == 3
+    assert not decide(0.12, deviations, 0.05, both)["stop"]  # the error is not low enough yet
+    assert not decide(0.08, deviations, 0.05, dict(both, min_uncertain=3))["stop"]  # 3 uncertain: not fewer than 3
+    assert decide(0.5, deviations, 0.05, {"force_rmse": None, "min_uncertain": 4})["stop"]  # only the count is set
+    assert not decide(0.0, deviations, 0.05, {"force_rmse": None, "min_uncertain": None})["stop"]
 
 
 def test_a_cell_that_runs_away_is_a_reason_to_reset():

@@ -75,6 +75,26 @@ def test_metrics_are_finite_for_every_iteration(run):
             assert len(new) == 1 and new.model_iteration.item() == i - 1
 
 
+def test_calibration_pairs_the_sampled_deviation_with_the_true_error_of_the_committee_that_sampled(run):
+    from psiflow_pipeline.evaluation import calibration
+
+    table = pd.read_csv(run / "results/summary/metrics.csv")
+    for i in range(1, ITERATIONS + 1):
+        labeled = read_h5(run / f"results/iter_{i}/labeled.h5")
+        ok = labeled.frame["status"] == "ok"
+        with np.load(run / f"results/iter_{i}/parity.npz") as data:
+            sampled, error = data["new_deviation_sampled"], data["new_force_error_largest"]
+        np.testing.assert_array_equal(sampled, labeled.frame["deviation"][ok])  # recorded by the walker
+        new = table[(table.iteration == i) & (table.subset == "new")].iloc[0]
+        # the largest atom's error norm is at least sqrt(3) times the frame's component RMSE
+        assert np.sqrt(np.mean(error**2)) >= np.sqrt(3) * new.force_rmse * (1 - 1e-9)
+        fit = calibration(sampled, error)
+        assert new.calibration_scale == pytest.approx(fit["calibration_scale"]) and fit["calibration_scale"] > 0
+        assert new.calibration_rank_correlation == pytest.approx(fit["calibration_rank_correlation"])
+    assert (run / "results/summary/calibration.png").stat().st_size > 0
+    assert "calibration on the fresh labels: rank correlation" in (run / "results/summary/summary.txt").read_text()
+
+
 def test_second_invocation_has_nothing_to_do(run):
     process = snakemake(run, "-n", "--cores", "2")
     assert "Nothing to be done" in process.stdout + process.stderr

@@ -4,11 +4,12 @@ rerun triggers."""
 
 import shutil
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import PIPELINE_ITERATIONS, XTB, snakemake, write_config
 
-from psiflow_pipeline import plan
+from psiflow_pipeline import paths, plan
 
 pytestmark = pytest.mark.pipeline
 LAST = PIPELINE_ITERATIONS
@@ -120,3 +121,30 @@ def test_a_config_change_replans_exactly_the_jobs_it_affects(finished, tmp_path,
 def test_the_unchanged_study_plans_nothing(finished):
     write_config(finished, yaml.safe_load((finished / "config.yaml").read_text()))
     assert planned_jobs(finished) == set()
+
+
+def test_a_stop_criterion_ends_the_loop_and_tightening_it_continues_without_recomputing(pipeline_run, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stop") / "run"
+    shutil.copytree(pipeline_run, workdir, symlinks=True)
+    computed = {p: p.stat().st_mtime_ns for p in (workdir / "results").glob("iter_*/**/*") if p.is_file()}
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    # at most one iteration more, but stop as soon as the fresh labels' error is below 100 eV/Å: after iteration 1
+    config.update(iterations=LAST + 1, stop={"force_rmse": 100.0})
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    decision = yaml.safe_load((workdir / paths.stop_decision(1)).read_text())
+    assert decision["stop"] and "< 100 eV/Å" in decision["reason"]
+    assert pd.read_csv(workdir / "results/summary/metrics.csv").iteration.max() == 1
+    assert "iterations 0..1" in (workdir / "results/summary/summary.txt").read_text()
+    assert not (workdir / paths.iteration_dir(LAST + 1)).exists() and not (workdir / paths.stop_decision(2)).exists()
+    assert planned_jobs(workdir) == set()  # a stopped run plans nothing more
+    # a target no committee meets: the run continues to the maximum, iteration LAST + 1 only
+    config["stop"] = {"force_rmse": 1e-6}
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    assert [yaml.safe_load((workdir / paths.stop_decision(i)).read_text())["stop"] for i in range(1, LAST + 1)] == [
+        False
+    ] * LAST
+    assert pd.read_csv(workdir / "results/summary/metrics.csv").iteration.max() == LAST + 1
+    assert (workdir / paths.member_model(LAST + 1, 0)).is_file()
+    assert {p: p.stat().st_mtime_ns for p in computed} == computed  # nothing of iterations 0..LAST recomputed

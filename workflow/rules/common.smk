@@ -1,7 +1,8 @@
 # Helpers shared by the rules: the iterations, file patterns, and the settings
 # that become each job's params (psiflow_pipeline.settings).
 
-LAST = config["iterations"]
+# with a stop criterion, a checkpoint after each iteration decides whether the next one exists
+STOP = stop_criteria_set(config["stop"])
 # iteration 0 comes from the user's labeled data instead of CP2K when given
 CP2K_ITERATIONS = r"[1-9]\d*" if config["bootstrap"]["initial_data"] else r"\d+"
 # AOTInductor compiles C++; without a compiler the packaged (eager) models are the product
@@ -83,6 +84,51 @@ def warm_start_model(wildcards):
     return []
 
 
+def final_iteration():
+    """The iteration whose committee is delivered: `iterations`, or the first
+    one after which the stop criteria were met. Only for input (and params)
+    functions: it waits for the checkpoints it reads."""
+    if STOP:
+        for i in range(1, config["iterations"]):
+            decision = checkpoints.decide.get(i=i).output.decision
+            if yaml.safe_load(Path(decision).read_text())["stop"]:
+                return i
+    return config["iterations"]
+
+
+def stop_decisions(wildcards):
+    """The decisions final_iteration() reads: inputs of the rules that use it."""
+    if not STOP:
+        return []
+    return [
+        paths.stop_decision(i)
+        for i in range(1, min(final_iteration() + 1, config["iterations"]))
+    ]
+
+
+def final_committee(wildcards):
+    return committee(final_iteration())
+
+
+def summary_input(wildcards):
+    """Every iteration's metrics and data up to the final one, whose committee is shipped."""
+    last = final_iteration()
+    return {
+        "metrics": [paths.iteration_file("metrics.csv", i) for i in range(last + 1)],
+        "datasets": [paths.iteration_file("dataset.h5", i) for i in range(last + 1)],
+        "candidates": [
+            paths.iteration_file("candidates.h5", i) for i in range(1, last + 1)
+        ],
+        "parity": paths.iteration_file("parity.npz", last),
+        "fresh_parity": [
+            paths.iteration_file("parity.npz", i) for i in range(1, last + 1)
+        ],
+        "models": committee(last),
+        "verdict": validation_verdict(),
+        "decisions": stop_decisions(wildcards),
+    }
+
+
 def final_model_files():
     """The final committee as shipped in results/summary/model/."""
     members = range(config["model"]["committee"])
@@ -92,14 +138,14 @@ def final_model_files():
     return files
 
 
-def final_committee_for_md():
+def final_committee_for_md(wildcards):
     """The final committee as MD runs it: compiled where it is compiled."""
     if COMPILE:
         return [
             paths.final_model(m, "nequip.pt2")
             for m in range(config["model"]["committee"])
         ]
-    return committee(LAST)
+    return final_committee(wildcards)
 
 
 def validation_verdict():

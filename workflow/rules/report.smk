@@ -3,14 +3,7 @@
 
 rule summary:
     input:
-        metrics=[paths.iteration_file("metrics.csv", i) for i in range(LAST + 1)],
-        datasets=[paths.iteration_file("dataset.h5", i) for i in range(LAST + 1)],
-        candidates=[
-            paths.iteration_file("candidates.h5", i) for i in range(1, LAST + 1)
-        ],
-        parity=paths.iteration_file("parity.npz", LAST),
-        models=committee(LAST),
-        verdict=validation_verdict(),
+        unpack(summary_input),
     output:
         metrics=report(
             paths.summary_file("metrics.csv"),
@@ -30,6 +23,11 @@ rule summary:
         deviations=report(
             paths.summary_file("deviations.png"),
             caption="../report/deviations.rst",
+            category="Sampling",
+        ),
+        calibration=report(
+            paths.summary_file("calibration.png"),
+            caption="../report/calibration.rst",
             category="Sampling",
         ),
         walkers=report(
@@ -57,17 +55,18 @@ rule summary:
     conda:
         "../../envs/analysis.yaml"
     params:
-        settings=settings.summary(config),
+        settings=lambda w: settings.summary(config, final_iteration()),
     message:
-        f"Summary over iterations 0..{LAST}"
+        "Summary of the run"
     script:
         "../../scripts/summary.py"
 
 
 rule compile:
     input:
-        package=paths.member_model(LAST, "{m}"),
-        dataset=paths.iteration_file("dataset.h5", LAST),
+        package=lambda w: paths.member_model(final_iteration(), w.m),
+        dataset=lambda w: paths.iteration_file("dataset.h5", final_iteration()),
+        decisions=stop_decisions,
     output:
         compiled=paths.final_model("{m}", "nequip.pt2"),
     log:
@@ -81,7 +80,7 @@ rule compile:
     resources:
         **resources_of("train", config["execution"]["train"]["threads"]),
     params:
-        settings=settings.final_model(config),
+        settings=lambda w: settings.final_model(final_iteration()),
     message:
         "Compile member {wildcards.m} of the final committee (nequip-compile, AOTInductor)"
     script:
@@ -90,7 +89,8 @@ rule compile:
 
 rule validate:
     input:
-        models=final_committee_for_md(),
+        models=final_committee_for_md,
+        decisions=stop_decisions,
         structures=config_files(config["system"]["structures"]),
         reference=config_files(
             [config["validation"]["reference"]]
@@ -117,7 +117,7 @@ rule validate:
     resources:
         **resources_of("evaluate", config["execution"]["evaluate"]["threads"]),
     params:
-        settings=settings.validation(config),
+        settings=lambda w: settings.validation(config, final_iteration()),
     message:
         "Validate the final committee: a production MD and its structure"
     script:
