@@ -19,44 +19,24 @@ Seed 42 is the default job's: a finished default job with it in
 """
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from study import REPO, default_config, run_study
 
-from psiflow_pipeline.config import load, validate
+from psiflow_pipeline.config import validate
 from psiflow_pipeline.settings import at_iteration
 
-REPO = Path(__file__).resolve().parents[1]
 RATTLED_SIZES = (20, 80)  # labels of (b): about the loop's first and last
 AIMD_FRAMES = (8, 32)  # frames of (c), one every AIMD_EVERY MD steps
 AIMD_EVERY = 10  # 5 fs: a tenth of the calls become training frames
 
 
-def snakemake(workdir: Path, config: dict, target: str = "results/summary/metrics.csv") -> pd.DataFrame:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir)]
-    command += ["--profile", str(REPO / "profiles/local"), "--configfile", str(workdir / "config.yaml")]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run([*command, "--cores", "2", target], check=True, env=env, capture_output=True)
-    metrics = pd.read_csv(workdir / target)
-    return metrics[metrics.subset == "test"]
-
-
-def default_config(seed: int) -> dict:
-    config = load(REPO / "config/config.yaml")
-    config["seed"] = seed
-    config.setdefault("validation", {})["enabled"] = False
-    return config
-
-
 def loop(workdir: Path, seed: int) -> list[dict]:
-    test = snakemake(workdir / f"loop_{seed}", default_config(seed))
+    test = run_study(workdir / f"loop_{seed}", default_config(seed))
     return [
         {"method": "loop", "seed": seed, "calls": int(r.labels), "force_rmse": r.force_rmse} for r in test.itertuples()
     ]
@@ -74,7 +54,7 @@ def rattled(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
     for size in RATTLED_SIZES:
         config = from_scratch(default_config(seed), budget_epochs)
         config.setdefault("bootstrap", {})["n_rattled"] = size
-        test = snakemake(workdir / f"rattled_{seed}_{size}", config, "results/iter_0/metrics.csv")
+        test = run_study(workdir / f"rattled_{seed}_{size}", config, "results/iter_0/metrics.csv")
         rows.append({"method": "rattled", "seed": seed, "calls": size, "force_rmse": float(test.force_rmse.iloc[0])})
     return rows
 
@@ -99,7 +79,7 @@ def aimd(workdir: Path, seed: int, budget_epochs: int) -> list[dict]:
         write_extxyz(frames.take(np.arange(size)), subset)
         config = from_scratch(default_config(seed), budget_epochs)
         config.setdefault("bootstrap", {})["initial_data"] = str(subset)
-        test = snakemake(workdir / f"aimd_{seed}_{size}", config, "results/iter_0/metrics.csv")
+        test = run_study(workdir / f"aimd_{seed}_{size}", config, "results/iter_0/metrics.csv")
         calls = size * AIMD_EVERY  # every MD step was a single point
         rows.append({"method": "aimd", "seed": seed, "calls": calls, "force_rmse": float(test.force_rmse.iloc[0])})
     return rows

@@ -1,78 +1,94 @@
 """Learning efficiency: force RMSE on the shipped test set (an independent
 GFN1-xTB MD of the 32-water box, resources/reference/) against the number of
-labels, for committee, random and final-state selection at equal label
-budgets, on the default system (32 water molecules, GFN1-xTB).
+labels, for committee, diverse, random and final-state selection at equal
+label budgets and several seeds, on the default system (32 water molecules,
+GFN1-xTB).
 
-Each selection method runs the pipeline with the default config except: 16
-walkers of 100 steps per iteration, so that every method labels 16 frames
-per iteration (final-state selection takes one frame per walker).
+Every run is the default config except: 3 iterations, 16 walkers (300-450 K)
+of 100 steps per iteration, a frame saved every 10 steps, no schedules, so
+that every method labels 16 frames per iteration (final-state selection
+takes one frame per walker). The seed changes the bootstrap, the walkers and
+the training.
 
-    .venv/bin/python benchmarks/learning_efficiency.py [--workdir benchmarks/learning_efficiency]
+    .venv/bin/python benchmarks/learning_efficiency.py --seeds 42 43 44 [--methods committee diverse random final]
 """
 
 import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import yaml
+from study import REPO, default_config, run_study
 
-from psiflow_pipeline.config import load
-
-REPO = Path(__file__).resolve().parents[1]
-
-METHODS = ("committee", "random", "final")
+METHODS = ("committee", "diverse", "random", "final")
+WALKERS, STEPS, STRIDE, ITERATIONS = 16, 100, 10, 3
 
 
-def run_pipeline(workdir: Path, method: str) -> pd.DataFrame:
-    config = load(REPO / "config/config.yaml")
-    config["system"]["structures"] = [str(REPO / s) for s in config["system"]["structures"]]
-    config["walkers"][0].update(count=16, steps=100, stride=10)
-    config.setdefault("selection", {})["method"] = method
-    config.setdefault("model", {})["compile"] = False
-    config.setdefault("validation", {})["enabled"] = False
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir),
-         "--profile", str(REPO / "profiles/local"), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-         "results/summary/metrics.csv"],
-        check=True, env=env, capture_output=True,
-    )  # fmt: skip
-    metrics = pd.read_csv(workdir / "results/summary/metrics.csv")
-    test = metrics[metrics.subset == "test"][["iteration", "labels", "force_rmse", "energy_rmse_per_atom"]]
-    return test.assign(method=method)
+def efficiency_config(method: str, seed: int) -> dict:
+    config = default_config(seed)
+    config["iterations"] = ITERATIONS
+    group = config["walkers"][0]
+    group.pop("schedule", None)
+    group.update(count=WALKERS, steps=STEPS, stride=STRIDE)
+    config.get("model", {}).pop("schedule", None)
+    config.setdefault("selection", {}).update(method=method, max_per_iteration=WALKERS)
+    return config
+
+
+def labels_to_reach(part: pd.DataFrame, target: float) -> float:
+    """The labels at which a method's mean error first reaches `target`
+    (linear between iterations in log error); NaN if it never does."""
+    labels, error = part["labels"].to_numpy(), part["mean"].to_numpy()
+    for k in range(len(error)):
+        if error[k] <= target:
+            if k == 0:
+                return float(labels[0])
+            fraction = np.log(error[k - 1] / target) / np.log(error[k - 1] / error[k])
+            return float(labels[k - 1] + fraction * (labels[k] - labels[k - 1]))
+    return float("nan")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default=str(REPO / "benchmarks/learning_efficiency"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/learning_efficiency")
+    parser.add_argument("--figure", type=Path, default=REPO / "docs/learning_efficiency.png")
     args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([run_pipeline(workdir / method, method) for method in METHODS], ignore_index=True)
-    table.to_csv(workdir / "learning_efficiency.csv", index=False)
-    wide = table.pivot(index="iteration", columns="method", values=["labels", "force_rmse"])
-    print("held-out set: the default config's evaluation.test_set")
-    print(wide.round(4).to_string())
+    rows = []
+    for seed in args.seeds:
+        for method in args.methods:
+            test = run_study(args.workdir / f"{method}_{seed}", efficiency_config(method, seed))
+            rows.append(test[["iteration", "labels", "force_rmse"]].assign(method=method, seed=seed))
+    table = pd.concat(rows, ignore_index=True)
+    table.to_csv(args.workdir / "learning_efficiency.csv", index=False)
+    summary = table.groupby(["method", "labels"]).force_rmse.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    print("held-out force RMSE (eV/Å) over seeds", args.seeds)
+    print(summary.round(4).to_string(index=False))
+    if "random" in args.methods:
+        target = summary[summary.method == "random"]["mean"].iloc[-1]
+        print(f"labels to reach random selection's final mean error ({target:.4f} eV/Å):")
+        for method, part in summary.groupby("method"):
+            print(f"  {method}: {labels_to_reach(part, target):.1f}")
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5, 3.6))
-    for method in METHODS:
-        part = table[table.method == method]
-        axis.plot(part.labels, part.force_rmse, marker="o", label=method)
+    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    for method, part in summary.groupby("method"):
+        axis.errorbar(
+            part["labels"], part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
+            marker="o", capsize=3, label=method,
+        )  # fmt: skip
+    axis.set_yscale("log")
     axis.set_xlabel("labels in the dataset")
     axis.set_ylabel("held-out force RMSE (eV/Å)")
+    axis.set_title(f"mean and range over {len(args.seeds)} seeds", fontsize=9)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(workdir / "learning_efficiency.png", dpi=120)
+    figure.savefig(args.figure, dpi=120)
 
 
 if __name__ == "__main__":

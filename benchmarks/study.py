@@ -1,0 +1,35 @@
+"""What the benchmark scripts share: a study of the default system with
+changed settings, run with the local profile, and its held-out errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from psiflow_pipeline.config import load
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_config(seed: int) -> dict:
+    """The default job's config with another seed and without its validation run."""
+    config = load(REPO / "config/config.yaml")
+    config["seed"] = seed
+    config.setdefault("validation", {})["enabled"] = False
+    return config
+
+
+def run_study(workdir: Path, config: dict, target: str = "results/summary/metrics.csv") -> pd.DataFrame:
+    """Run (or finish) the study in `workdir` up to `target`, a metrics.csv:
+    its rows on the test set (the default config's evaluation.test_set)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir)]
+    command += ["--profile", str(REPO / "profiles/local"), "--configfile", str(workdir / "config.yaml")]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run([*command, "--cores", "2", target], check=True, env=env, capture_output=True)
+    metrics = pd.read_csv(workdir / target)
+    return metrics[metrics.subset == "test"]
