@@ -152,6 +152,8 @@ def calibration_figure(parity_files: list, path) -> None:
     """Per iteration, the committee deviation recorded while sampling each fresh
     label against the true error of that committee on it (both the largest over
     atoms), with the identity and the fitted line error = s * deviation."""
+    from matplotlib.ticker import NullFormatter
+
     from psiflow_pipeline.evaluation import calibration
 
     plt = _pyplot()
@@ -165,14 +167,19 @@ def calibration_figure(parity_files: list, path) -> None:
             deviation, error = data["new_deviation_sampled"], data["new_force_error_largest"]
         fit = calibration(deviation, error)
         axis.scatter(deviation, error, s=8)
-        shown = deviation[np.isfinite(deviation) & (deviation > 0)]
-        if len(shown):
-            x = np.array([shown.min(), shown.max()])
+        shown = np.concatenate([deviation, error])
+        shown = shown[np.isfinite(shown) & (shown > 0)]
+        if len(shown):  # both axes over the same range, so that the identity is the diagonal
+            x = np.array([shown.min() / 1.3, shown.max() * 1.3])
             axis.plot(x, x, color="black", linewidth=0.8, linestyle="--", label="error = deviation")
             if np.isfinite(fit["calibration_scale"]):
                 axis.plot(x, fit["calibration_scale"] * x, color="C1", label=f"s = {fit['calibration_scale']:.2f}")
             axis.set_xscale("log")
             axis.set_yscale("log")
+            axis.set_xlim(*x)
+            axis.set_ylim(*x)
+            for ticks in (axis.xaxis, axis.yaxis):
+                ticks.set_minor_formatter(NullFormatter())
             axis.legend(fontsize=7)
         axis.set_title(
             f"{Path(file).parent.name.replace('_', ' ')}: rank corr. {fit['calibration_rank_correlation']:.2f}",
