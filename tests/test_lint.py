@@ -32,9 +32,9 @@ def test_ruff_is_clean():
 
 
 def rules():
-    """(file, rule name, body) of every rule but `all`."""
+    """(file, rule name, body) of every rule and checkpoint but `all`."""
     for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for match in re.finditer(r"^ *rule (\w+):\n((?: {4,}.*\n|\n)+)", path.read_text(), flags=re.M):
+        for match in re.finditer(r"^ *(?:rule|checkpoint) (\w+):\n((?: {4,}.*\n|\n)+)", path.read_text(), flags=re.M):
             yield path, match.group(1), match.group(2)
 
 
@@ -73,6 +73,7 @@ PROVIDERS = {
     "pandas": "pandas",
     "parsl": "parsl",
     "plumed": "py-plumed",
+    "scipy": "scipy",
     "torch": "torch",
     "yaml": "pyyaml",
 }

@@ -9,6 +9,8 @@ checkpoint decide:
         decision=paths.stop_decision(),
     log:
         log_of("decide"),
+    benchmark:
+        benchmark_of("decide")
     wildcard_constraints:
         i=r"[1-9]\d*",
     localrule: True
