@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from study import REPO, default_config, run_study
+from study import REPO, default_config, run_study, spread_figure
 
 from psiflow_pipeline.config import validate
 from psiflow_pipeline.settings import at_iteration
@@ -103,23 +103,7 @@ def main():
     print(f"training budget of (b) and (c): {budget} epochs from scratch")
     print(summary.to_string(index=False))
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for method, part in summary.groupby("method"):
-        axis.errorbar(
-            part["calls"], part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
-            marker="o", capsize=3, label=method,
-        )  # fmt: skip
-    axis.set_xscale("log")
-    axis.set_xlabel("reference (CP2K) single points")
-    axis.set_ylabel("test-set force RMSE (eV/Å)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(args.figure, dpi=110)
+    spread_figure(summary, "calls", "reference (CP2K) single points", args.figure, log="x")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from study import REPO, default_config, run_study
+from study import REPO, default_config, run_study, spread_figure
 
 METHODS = ("committee", "diverse", "random", "final")
 WALKERS, STEPS, STRIDE, ITERATIONS = 16, 100, 10, 3
@@ -71,24 +71,8 @@ def main():
         for method, part in summary.groupby("method"):
             print(f"  {method}: {labels_to_reach(part, target):.1f}")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
-    for method, part in summary.groupby("method"):
-        axis.errorbar(
-            part["labels"], part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
-            marker="o", capsize=3, label=method,
-        )  # fmt: skip
-    axis.set_yscale("log")
-    axis.set_xlabel("labels in the dataset")
-    axis.set_ylabel("held-out force RMSE (eV/Å)")
-    axis.set_title(f"mean and range over {len(args.seeds)} seeds", fontsize=9)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(args.figure, dpi=120)
+    title = f"mean and range over {len(args.seeds)} seed(s)"
+    spread_figure(summary, "labels", "labels in the dataset", args.figure, log="y", title=title)
 
 
 if __name__ == "__main__":

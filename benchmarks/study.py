@@ -33,3 +33,31 @@ def run_study(workdir: Path, config: dict, target: str = "results/summary/metric
     subprocess.run([*command, "--cores", "2", target], check=True, env=env, capture_output=True)
     metrics = pd.read_csv(workdir / target)
     return metrics[metrics.subset == "test"]
+
+
+def spread_figure(summary: pd.DataFrame, x: str, xlabel: str, path: Path, log: str = "y", title: str = "") -> None:
+    """Per method, the mean held-out force RMSE against `x` with the range over
+    seeds as error bars (columns method, `x`, mean, min, max); `log`: the log axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method, part in summary.groupby("method"):
+        axis.errorbar(
+            part[x], part["mean"], yerr=[part["mean"] - part["min"], part["max"] - part["mean"]],
+            marker="o", capsize=3, label=method,
+        )  # fmt: skip
+    if "x" in log:
+        axis.set_xscale("log")
+    if "y" in log:
+        axis.set_yscale("log")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("held-out force RMSE (eV/Å)")
+    if title:
+        axis.set_title(title, fontsize=9)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
