@@ -83,7 +83,7 @@ def largest_force_errors(frames: Frames, forces: np.ndarray) -> np.ndarray:
     """Per frame, the largest over atoms of |predicted - reference force| (eV/Å):
     the true error that the committee force deviation (`uncertainty`) estimates."""
     norms = np.linalg.norm(forces - frames.atom["forces"], axis=1)
-    return np.array([norms[a:b].max(initial=0.0) for a, b in zip(frames.offsets[:-1], frames.offsets[1:], strict=True)])
+    return np.maximum.reduceat(norms, frames.offsets[:-1]) if len(frames) else np.zeros(0)
 
 
 def calibration(deviation: np.ndarray, error: np.ndarray) -> dict:

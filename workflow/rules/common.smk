@@ -106,10 +106,6 @@ def stop_decisions(wildcards):
     ]
 
 
-def final_committee(wildcards):
-    return committee(final_iteration())
-
-
 def summary_input(wildcards):
     """Every iteration's metrics and data up to the final one, whose committee is shipped."""
     last = final_iteration()
@@ -145,7 +141,7 @@ def final_committee_for_md(wildcards):
             paths.final_model(m, "nequip.pt2")
             for m in range(config["model"]["committee"])
         ]
-    return final_committee(wildcards)
+    return committee(final_iteration())
 
 
 def validation_verdict():
