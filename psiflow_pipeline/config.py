@@ -67,7 +67,7 @@ def validate(config: dict, source: str) -> dict:
 
 
 def _check_consistency(config: dict, source: str) -> None:
-    from psiflow_pipeline.settings import at_iteration, schedule_points
+    from psiflow_pipeline.settings import at_iteration, batching_refused, schedule_points
 
     selection = config["selection"]
     for i in schedule_points(selection):
@@ -96,6 +96,10 @@ def _check_consistency(config: dict, source: str) -> None:
                 f"{source}: key 'walkers.{k}.structure': {walker['structure']} but system.structures "
                 f"has {n_structures} entries"
             )
+        for i in schedule_points(walker):
+            refused = batching_refused(at_iteration(walker, i))
+            if refused:
+                raise ConfigError(f"{source}: key 'walkers.{k}.batch': {walker['batch']}, but {refused}")
 
 
 def _check_stress(config: dict, source: str) -> None:

@@ -15,6 +15,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 
 from psiflow_pipeline.data import Frames, Status, walker_identifier
 from psiflow_pipeline.seeds import rng_for
+from psiflow_pipeline.settings import propagator
 
 
 def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
@@ -111,13 +112,6 @@ class WalkerResult:
     colvar: str  # the COLVAR text of this iteration
 
 
-def propagator(walker: int, settings: dict, model_paths: list) -> int | None:
-    """The committee member whose forces move `walker`: None for the members'
-    mean (`propagate: mean`), else member walker mod committee size, so that
-    the walkers of a group follow different members."""
-    return None if settings["propagate"] == "mean" else walker % len(model_paths)
-
-
 def run_walker(task: WalkerTask) -> WalkerResult:
     """One walker's sampling for one iteration.
 
@@ -141,7 +135,7 @@ def run_walker(task: WalkerTask) -> WalkerResult:
     folder.mkdir(parents=True)
     atoms = task.state.copy()
     committee = Committee.from_files(
-        task.model_paths, propagator=propagator(task.walker, settings, task.model_paths), shared=True
+        task.model_paths, propagator=propagator(task.walker, settings, len(task.model_paths)), shared=True
     )
     atoms.calc = committee
     biased = settings["plumed"] is not None
@@ -166,8 +160,7 @@ def run_walker(task: WalkerTask) -> WalkerResult:
         thermalize_momenta(atoms, settings["temperature"], rng=rng)
     dynamics = make_dynamics(atoms, settings, rng)
     start_volume = atoms.cell.volume if atoms.pbc.all() else None
-    saved, energies, deviations, energy_deviations, temperatures, steps = [], [], [], [], [], []
-    status, reason, sane = Status.OK, "", task.state.copy()
+    record = WalkerRecord(task)
     done = 0
     try:
         while done < settings["steps"]:
@@ -185,44 +178,80 @@ def run_walker(task: WalkerTask) -> WalkerResult:
                 reason = f"MD step failed: {error}"[:300]
                 results = {}
             done += chunk
-            saved.append(atoms.copy())
-            energies.append(results.get("energy", np.nan))
-            deviations.append(results.get("deviation", np.nan))
-            energy_deviations.append(results.get("energy_deviation", np.nan))
-            temperatures.append(atoms.get_temperature() if settings["ensemble"] != "opt" else np.nan)
-            steps.append(step + done)
-            if reason:
-                status = Status.RESET
+            if not record.save(atoms, results, reason, done):
                 break
-            sane = atoms.copy()
             if settings["ensemble"] == "opt" and converged:
-                reason = "converged"
+                record.reason = "converged"
                 break
     finally:
         if biased:
             atoms.calc.plumed.finalize()  # flushes HILLS and COLVAR
             os.chdir(previous)
-    frames = Frames.from_atoms(saved, iteration=task.iteration, walker=task.walker, status=Status.OK)
-    frames.frame["energy"][:] = energies
-    frames.frame["deviation"][:] = deviations
-    frames.frame["energy_deviation"][:] = energy_deviations
-    frames.frame["temperature"][:] = temperatures
-    frames.frame["step"][:] = steps
-    frames.frame["identifier"][:] = [walker_identifier(task.iteration, task.walker, s) for s in steps]
-    frames.frame["status"][-1] = status
-    frames.frame["reason"][-1] = reason
-    final = frames.take([len(frames) - 1])
-    if status == Status.RESET and settings["reset_to"] == "last_sane":
-        final = Frames.from_atoms(
-            [sane], iteration=task.iteration, walker=task.walker, status=Status.OK, step=steps[-1]
-        )
-        final.frame["reason"][:] = f"restarted from the last sane state after: {reason}"
-        final.frame["identifier"][:] = frames.frame["identifier"][-1]
-    final.frame["temperature"][:] = settings["temperature"]
     bias_files = {p.name: p.read_text() for p in folder.glob("HILLS*")}
     colvar = (folder / "COLVAR").read_text() if (folder / "COLVAR").exists() else ""
-    final.frame["bias"][:] = json.dumps(bias_files)
-    return WalkerResult(frames, final, bias_files, colvar)
+    return record.result(bias_files, colvar)
+
+
+class WalkerRecord:
+    """A walker's saved frames of one iteration, with what was measured on
+    them, and the state it continues from: the one bookkeeping of every way
+    a walker is advanced."""
+
+    def __init__(self, task: WalkerTask):
+        self.task = task
+        self.saved, self.steps = [], []
+        self.columns = {"energy": [], "deviation": [], "energy_deviation": [], "temperature": []}
+        self.status, self.reason, self.sane = Status.OK, "", task.state.copy()
+
+    def save(self, atoms: Atoms, results: dict, reason: str, done: int) -> bool:
+        """Keep the frame reached after `done` steps of this iteration, with
+        the committee's `results` there and the check's `reason` ("" when
+        sane). Returns whether the walker goes on."""
+        self.saved.append(atoms.copy())
+        self.steps.append(self.task.step + done)
+        for key in ("energy", "deviation", "energy_deviation"):
+            self.columns[key].append(results.get(key, np.nan))
+        moving = self.task.settings["ensemble"] != "opt"
+        self.columns["temperature"].append(atoms.get_temperature() if moving else np.nan)
+        self.reason = reason
+        if reason:
+            self.status = Status.RESET
+            return False
+        self.sane = atoms.copy()
+        return True
+
+    def result(self, bias_files: dict | None = None, colvar: str = "") -> WalkerResult:
+        """The frames (the last one carrying the walker's status and reason)
+        and the state the walker continues from."""
+        task, settings, steps = self.task, self.task.settings, self.steps
+        frames = Frames.from_atoms(self.saved, iteration=task.iteration, walker=task.walker, status=Status.OK)
+        for key, values in self.columns.items():
+            frames.frame[key][:] = values
+        frames.frame["step"][:] = steps
+        frames.frame["identifier"][:] = [walker_identifier(task.iteration, task.walker, s) for s in steps]
+        frames.frame["status"][-1] = self.status
+        frames.frame["reason"][-1] = self.reason
+        final = frames.take([len(frames) - 1])
+        if self.status == Status.RESET and settings["reset_to"] == "last_sane":
+            final = Frames.from_atoms(
+                [self.sane], iteration=task.iteration, walker=task.walker, status=Status.OK, step=steps[-1]
+            )
+            final.frame["reason"][:] = f"restarted from the last sane state after: {self.reason}"
+            final.frame["identifier"][:] = frames.frame["identifier"][-1]
+        final.frame["temperature"][:] = settings["temperature"]
+        bias_files = bias_files or {}
+        final.frame["bias"][:] = json.dumps(bias_files)
+        return WalkerResult(frames, final, bias_files, colvar)
+
+
+def run_walkers(tasks: list[WalkerTask]) -> list[WalkerResult]:
+    """The walkers of one Parsl task: one on its own, or several advanced
+    together (`psiflow_pipeline.batched`)."""
+    if len(tasks) == 1:
+        return [run_walker(tasks[0])]
+    from psiflow_pipeline.batched import run_walker_batch
+
+    return run_walker_batch(tasks)
 
 
 def starting_points(previous: Frames | None, images: list[Atoms], walkers: list[dict]) -> list[tuple[Atoms, int, dict]]:
@@ -265,33 +294,34 @@ def sample(
     walkers = settings["walkers"]
     run_dir = Path(run_dir).resolve()
     tasks = [
-        (
-            WalkerTask(
-                walker=k,
-                state=state,
-                settings=walkers[k],
-                model_paths=[str(p) for p in model_paths],
-                iteration=iteration,
-                step=step,
-                trust_hi=settings["trust_hi"],
-                seed=settings["seed"],
-                threads=execution.cores_per_task,
-                bias=bias,
-                workdir=str(run_dir / "walkers"),
-            ),
+        WalkerTask(
+            walker=k,
+            state=state,
+            settings=walkers[k],
+            model_paths=[str(p) for p in model_paths],
+            iteration=iteration,
+            step=step,
+            trust_hi=settings["trust_hi"],
+            seed=settings["seed"],
+            threads=execution.cores_per_task,
+            bias=bias,
+            workdir=str(run_dir / "walkers"),
         )
         for k, (state, step, bias) in enumerate(starting_points(previous, images, walkers))
     ]
+    groups = settings.get("batches") or [[k] for k in range(len(tasks))]
     results: list[WalkerResult | None] = [None] * len(tasks)
     progress = Progress(len(tasks), "walkers", logging.getLogger("psiflow"))
-    for k, result in run_tasks(run_walker, tasks, execution, run_dir):
-        if isinstance(result, Exception):
-            raise RuntimeError(f"walker {k} failed: {result!r}") from result
-        results[k] = result
-        reason = result.frames.frame["reason"][-1]
-        progress.finished(
-            f"walker {k}: {len(result.frames)} frames, {result.final.frame['status'][0]} {reason}".rstrip()
-        )
+    arguments = [([tasks[k] for k in group],) for group in groups]
+    for g, group_results in run_tasks(run_walkers, arguments, execution, run_dir):
+        if isinstance(group_results, Exception):
+            raise RuntimeError(f"walkers {groups[g]} failed: {group_results!r}") from group_results
+        for k, result in zip(groups[g], group_results, strict=True):
+            results[k] = result
+            reason = result.frames.frame["reason"][-1]
+            progress.finished(
+                f"walker {k}: {len(result.frames)} frames, {result.final.frame['status'][0]} {reason}".rstrip()
+            )
     candidates = Frames.concatenate([r.frames for r in results])
     new_walkers = Frames.concatenate([r.final for r in results])
     colvars = {k: r.colvar for k, r in enumerate(results) if r.colvar}

@@ -108,18 +108,63 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def propagator(walker: int, settings: dict, committee: int) -> int | None:
+    """The committee member whose forces move `walker`: None for the members'
+    mean (`propagate: mean`), else member walker mod committee size, so that
+    the walkers of a group follow different members."""
+    return None if settings["propagate"] == "mean" else walker % committee
+
+
+# what a walker may differ in from the others of its task
+PER_WALKER = ("structure", "temperature", "pressure_bar")
+
+
+def batching_refused(walker: dict) -> str:
+    """Why a walker group with `batch` > 1 cannot be advanced in batches, or ""."""
+    if walker["batch"] == 1:
+        return ""
+    if walker["plumed"] is not None:
+        return "PLUMED-biased walkers run one per task"
+    if walker["ensemble"] == "nve" or (walker["ensemble"] == "nvt" and walker["thermostat"] == "langevin"):
+        return ""
+    return "only nve and nvt with the langevin thermostat are batched"
+
+
+def batches(walkers: list[dict], committee: int) -> list[list[int]]:
+    """Which walkers share a task: those whose settings are equal but for
+    `PER_WALKER` and that follow the same committee member, in chunks of
+    their `batch`; every other walker alone. In walker order."""
+    groups: dict[tuple, list[int]] = {}
+    for k, walker in enumerate(walkers):
+        if walker["batch"] == 1 or batching_refused(walker):
+            groups[("alone", k)] = [k]
+            continue
+        shared = {key: value for key, value in walker.items() if key not in PER_WALKER}
+        groups.setdefault((repr(sorted(shared.items())), propagator(k, walker, committee)), []).append(k)
+    tasks = []
+    for members in groups.values():
+        size = walkers[members[0]]["batch"]
+        tasks += [members[start : start + size] for start in range(0, len(members), size)]
+    return sorted(tasks)
+
+
 def sample(config: dict, iteration: int) -> dict:
-    """The walkers of `iteration` and what resets them."""
-    return canonical(
-        {
-            "seed": config["seed"],
-            "periodic": config["system"]["periodic"],
-            "structures": _digests(config["system"]["structures"]),
-            "walkers": walkers(config, iteration),
-            "trust_hi": selection(config, iteration)["trust_hi"],
-            "committee": config["model"]["committee"],
-        }
-    )
+    """The walkers of `iteration`, what resets them, and, where walkers are
+    batched, which of them share a task (`batches`: lists of walker indices)."""
+    group_walkers = walkers(config, iteration)
+    tasks = batches(group_walkers, config["model"]["committee"])
+    settings = {
+        "seed": config["seed"],
+        "periodic": config["system"]["periodic"],
+        "structures": _digests(config["system"]["structures"]),
+        # `batch` lives on in `batches`: without batching, the params are what they were before the key existed
+        "walkers": [{key: value for key, value in walker.items() if key != "batch"} for walker in group_walkers],
+        "trust_hi": selection(config, iteration)["trust_hi"],
+        "committee": config["model"]["committee"],
+    }
+    if len(tasks) < len(group_walkers):
+        settings["batches"] = tasks
+    return canonical(settings)
 
 
 def selection(config: dict, iteration: int) -> dict:

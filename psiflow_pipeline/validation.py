@@ -212,9 +212,9 @@ def validate_committee(
     describes, from `atoms`, with the committee of `model_paths` following what
     the walkers follow: the run, its structure against `reference`, the verdict."""
     from psiflow_pipeline.models.committee import Committee
-    from psiflow_pipeline.sampling import propagator
+    from psiflow_pipeline.settings import propagator
 
-    committee = Committee.from_files(model_paths, propagator=propagator(0, settings["walker"], model_paths))
+    committee = Committee.from_files(model_paths, propagator=propagator(0, settings["walker"], len(model_paths)))
     run = production_md(atoms, committee, settings["walker"], settings["trust_hi"], settings["seed"])
     r_max = settings["rdf_r_max"] or (rdf_range(atoms) if atoms.pbc.all() else 0.0)
     structures = compare_structure(run, reference, r_max, settings["rdf_bins"])

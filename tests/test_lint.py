@@ -75,6 +75,7 @@ PROVIDERS = {
     "plumed": "py-plumed",
     "scipy": "scipy",
     "torch": "torch",
+    "torch_sim": "torch-sim-atomistic",
     "yaml": "pyyaml",
 }
 # What a rule script runs besides Python: the CP2K executable, the PLUMED

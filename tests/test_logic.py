@@ -122,6 +122,27 @@ def test_walker_temperatures_go_round_robin():
     assert [w["pressure_bar"] for w in walkers] == [1, 2, 3, 1, 2]
 
 
+def test_batched_walkers_share_a_task_only_with_walkers_that_move_alike():
+    config = validate(
+        tiny_config(
+            walkers=[
+                {"count": 5, "temperature": [300, 400], "propagate": "member", "batch": 2},
+                {"count": 1, "ensemble": "npt"},
+                {"count": 3, "ensemble": "nve", "batch": 8},
+                {"count": 1, "ensemble": "nve", "batch": 8, "timestep": 0.25},
+            ]
+        ),
+        "tiny.yaml",
+    )
+    sample = settings.sample(config, 1)
+    # members of a committee of 2: walkers 0, 2, 4 follow member 0 and 1, 3 member 1
+    assert sample["batches"] == [[0, 2], [1, 3], [4], [5], [6, 7, 8], [9]]
+    assert all("batch" not in walker for walker in sample["walkers"])
+    unbatched = settings.sample(validate(tiny_config(walkers=[{"count": 3}]), "tiny.yaml"), 1)
+    # without batching the params are what they were before walkers could be batched
+    assert "batches" not in unbatched and all("batch" not in walker for walker in unbatched["walkers"])
+
+
 def test_bootstrap_is_reproducible_and_rattled():
     atoms = bulk("Cu", cubic=True) * (2, 2, 2)
     a = rattled_frames([atoms], 4, 0.05, 0.02, seed=1)

@@ -15,7 +15,7 @@ from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.models.committee import Committee
 from psiflow_pipeline.models.uncertainty import uncertainty
 from psiflow_pipeline.preflight import check_plumed_inputs
-from psiflow_pipeline.sampling import WalkerTask, run_walker
+from psiflow_pipeline.sampling import WalkerTask, run_walker, sample
 from psiflow_pipeline.selection import select
 
 pytestmark = pytest.mark.pipeline
@@ -158,8 +158,6 @@ def test_temperature_runaway_resets_the_walker(models, tmp_path):
 
 def test_sample_carries_bias_and_colvar_through_parsl(models, tmp_path):
     """Two iterations of `sample` (Parsl tasks) with a biased and a plain walker group."""
-    from psiflow_pipeline.sampling import sample
-
     config = validate(
         tiny_config(
             walkers=[
@@ -207,3 +205,32 @@ def test_a_walker_following_one_member_records_the_full_committees_deviation(mod
         # the walker (walker 0) follows member 0: its recorded energy is that member's
         assert frames.frame["energy"][k] == pytest.approx(energies[0], abs=1e-4)
         assert abs(frames.frame["energy"][k] - energies.mean()) > 1e-3
+
+
+@pytest.mark.parametrize("propagate", ["member", "mean"])
+def test_batched_nve_walkers_reproduce_the_walkers_run_one_by_one(models, tmp_path, propagate):
+    """Four NVE walkers in batches (through Parsl) against each run alone with
+    ASE's integrator: the walkers at 1 K heat above 3x their target at once
+    and leave their batch, the others go on as if alone."""
+    group = {"count": 4, "ensemble": "nve", "temperature": [1, 1, 2000, 2500], "timestep": 0.25, "steps": 100}
+    group.update(stride=10, max_volume_change=10.0, propagate=propagate, batch=4)
+    settings = step_settings.sample(validate(tiny_config(walkers=[group]), "tiny.yaml"), 1)
+    assert settings["batches"] == ([[0, 2], [1, 3]] if propagate == "member" else [[0, 1, 2, 3]])
+    batched, _, _ = sample(None, [read(WATER_8)], settings, 1, models, Execution(cores=2), tmp_path / "parsl")
+    for k, walker in enumerate(settings["walkers"]):
+        task = WalkerTask(k, read(WATER_8), walker, models, 1, 0, settings["trust_hi"], settings["seed"], 2)
+        task.workdir = str(tmp_path)
+        alone = run_walker(task).frames
+        mine = batched.take(np.flatnonzero(batched.frame["walker"] == k))
+        assert list(mine.frame["identifier"]) == list(alone.frame["identifier"])
+        assert list(mine.frame["reason"]) == list(alone.frame["reason"])
+        for key in ("energy", "deviation", "energy_deviation", "temperature"):
+            np.testing.assert_allclose(mine.frame[key], alone.frame[key], rtol=1e-9, atol=1e-9)
+        for j in range(len(mine)):  # equal up to a lattice vector: torch-sim wraps positions into the cell
+            cell = alone.to_atoms(j).cell
+            fractional = cell.scaled_positions(mine.to_atoms(j).positions - alone.to_atoms(j).positions)
+            assert np.abs((fractional - np.round(fractional)) @ cell.array).max() < 1e-8
+        if k < 2:
+            assert "temperature" in alone.frame["reason"][-1] and len(alone) < 10
+    # walker 2 shares its batch with walker 0 (member) or with all (mean) and outlives their resets
+    assert len(batched.take(np.flatnonzero(batched.frame["walker"] == 2))) == 10

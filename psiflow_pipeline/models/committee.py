@@ -18,29 +18,34 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_calculator(path, device: str | None = None):
-    """An ASE calculator for a packaged (.nequip.zip) or compiled (.nequip.pt2) model."""
-    from nequip.integrations.ase import NequIPCalculator
+def load_calculator(path, device: str | None = None, batched: bool = False):
+    """A calculator for a packaged (.nequip.zip) or compiled (.nequip.pt2)
+    model: ASE's, or with `batched` torch-sim's, which evaluates many
+    structures in one forward pass."""
+    if batched:
+        from nequip.integrations.torchsim import NequIPTorchSimCalc as Integration
+    else:
+        from nequip.integrations.ase import NequIPCalculator as Integration
 
     device = device or default_device()
     if str(path).endswith(".pt2"):
-        return NequIPCalculator.from_compiled_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+        return Integration.from_compiled_model(str(path), device=device, chemical_species_to_atom_type_map=True)
     # `_from_saved_model` is how nequip loads packaged models eagerly
-    return NequIPCalculator._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
+    return Integration._from_saved_model(str(path), device=device, chemical_species_to_atom_type_map=True)
 
 
 @functools.lru_cache(maxsize=16)
-def _loaded(path: str, modified_ns: int, device: str | None):
-    return load_calculator(path, device)
+def _loaded(path: str, modified_ns: int, device: str | None, batched: bool):
+    return load_calculator(path, device, batched)
 
 
-def shared_calculator(path, device: str | None = None):
+def shared_calculator(path, device: str | None = None, batched: bool = False):
     """The calculator of `path`, loaded once per process (and again when the
     file changes): a Parsl worker runs its walker tasks one after another,
     and loading a model costs about a second. Whoever holds it must not
     expect its results to survive another task's use."""
     path = str(Path(path).resolve())
-    return _loaded(path, os.stat(path).st_mtime_ns, device)
+    return _loaded(path, os.stat(path).st_mtime_ns, device, batched)
 
 
 class Committee(Calculator):
