@@ -3,14 +3,17 @@ loop of model forward calls on the same structure (the limit) and a plain ASE
 Langevin loop, for a 3-atom and a 96-atom water system; and the cost of a
 committee of `--committee` members, propagated with their mean (every member
 every step) or with one member (the others on the saved frames only), against
-one model.
+one model. With `--batch N`: N walkers of the 8-water and the 32-water box
+in one batched task (`walkers.batch`) against each in a task of its own,
+one after another as one worker runs them, and against a bare loop of
+batched forward calls.
 
 Uses the packaged models of a finished run (by default the default job's
 last iteration, `make run`); a committee larger than the run's repeats its
 members (the cost is the same). Where the run compiled its final committee,
 the compiled model's forward calls against its package's.
 
-    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--threads 2] [--committee 4] [--stride 10]
+    .venv/bin/python benchmarks/md_speed.py [--steps 200] [--threads 2] [--committee 4] [--stride 10] [--batch 8]
 """
 
 import argparse
@@ -30,7 +33,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 from psiflow_pipeline import settings as step_settings
 from psiflow_pipeline.config import validate
 from psiflow_pipeline.models.committee import load_calculator
-from psiflow_pipeline.sampling import WalkerTask, run_walker
+from psiflow_pipeline.sampling import WalkerTask, run_walker, run_walkers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,6 +82,42 @@ def walker_rate(models, atoms, steps, threads, propagate="mean", stride=10) -> f
     return steps / (times[1] - times[0])
 
 
+def batch_rates(models, atoms, count, steps, threads, stride) -> tuple[float, float, float]:
+    """Walker steps per second of `count` Langevin walkers of `atoms`, each in
+    a task of its own and all in one batched task (models loaded beforehand,
+    as a worker keeps them), and forward calls per second of a bare loop of
+    batched forward calls on the same structures."""
+    import torch_sim as ts
+
+    walker = {"count": count, "steps": steps, "stride": stride, "max_temperature_factor": 100}
+    walker.update(propagate="member", batch=count)
+    config = validate({"system": {"structures": ["-"]}, "walkers": [walker]}, "benchmark")
+    settings = step_settings.walkers(config, 1)
+    with tempfile.TemporaryDirectory() as scratch:
+        # walkers 0, M, 2M, ... all follow member 0, so that they share one task
+        tasks = [
+            WalkerTask(k * len(models), atoms, settings[k], models, 1, 0, 1e9, 0, threads, {}, scratch)
+            for k in range(count)
+        ]
+        run_walkers(tasks[:1]), run_walkers(tasks[:2])  # loads the models of both kinds
+        start = time.perf_counter()
+        for task in tasks:
+            run_walkers([task])
+        alone = count * steps / (time.perf_counter() - start)
+        start = time.perf_counter()
+        run_walkers(tasks)
+        batched = count * steps / (time.perf_counter() - start)
+    calc = load_calculator(models[0], "cpu", batched=True)
+    state = ts.initialize_state([atoms] * count, device=torch.device("cpu"), dtype=torch.float64)
+    calc(state)  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        state.positions = state.positions + 1e-4
+        calc(state)
+    forward = count * steps / (time.perf_counter() - start)
+    return alone, batched, forward
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(REPO / "results"))
@@ -87,6 +126,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--committee", type=int, default=4, help="members of the committee whose cost is measured")
     parser.add_argument("--stride", type=int, default=10, help="MD steps between the walkers' saved frames")
+    parser.add_argument("--batch", type=int, default=0, help="walkers of one batched task (0: not measured)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = Path(args.results) / f"iter_{args.iteration}/models"
@@ -107,6 +147,15 @@ def main():
         print(f"{name:9s} {forward:16.1f} {ase:13.1f} {single:17.1f} {single / forward:15.2f} {single / ase:11.2f} "
               f"{mean:11.1f} {member:11.1f} {single / mean:11.2f} {single / member:13.2f}")  # fmt: skip
     print("cost: steps/s of one model over steps/s of the committee (1.00 = the cost of one model)")
+    if args.batch:
+        print(f"\n{args.batch} walkers, committee of {len(members)} (each walker follows member 0), walker steps/s:")
+        print(f"{'system':9s} {'a task each':>12s} {'one batched task':>17s} {'batched/each':>13s} "
+              f"{'batched forward':>16s} {'batched/forward':>16s}")  # fmt: skip
+        boxes = {"24 atoms": read(REPO / "resources/structures/water_8.xyz"), "96 atoms": systems()["96 atoms"]}
+        for name, atoms in boxes.items():
+            alone, batched, forward = batch_rates(members, atoms, args.batch, args.steps, args.threads, args.stride)
+            print(f"{name:9s} {alone:12.1f} {batched:17.1f} {batched / alone:13.2f} {forward:16.1f} "
+                  f"{batched / forward:16.2f}")  # fmt: skip
     final = Path(args.results) / "summary/model"
     if (final / "member_0.nequip.pt2").exists():  # the run compiled its final committee (model.compile)
         for name, atoms in systems().items():

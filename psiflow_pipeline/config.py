@@ -97,9 +97,11 @@ def _check_consistency(config: dict, source: str) -> None:
                 f"has {n_structures} entries"
             )
         for i in schedule_points(walker):
-            refused = batching_refused(at_iteration(walker, i))
+            resolved = at_iteration(walker, i)
+            refused = batching_refused(resolved)
             if refused:
-                raise ConfigError(f"{source}: key 'walkers.{k}.batch': {walker['batch']}, but {refused}")
+                where = f" (from iteration {i} on)" if i > 0 else ""
+                raise ConfigError(f"{source}: key 'walkers.{k}.batch': {resolved['batch']}{where}, but {refused}")
 
 
 def _check_stress(config: dict, source: str) -> None:

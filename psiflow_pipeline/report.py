@@ -16,7 +16,19 @@ import pandas as pd
 
 from psiflow_pipeline.data import read_h5
 
-PACKAGES = ["psiflow-pipeline", "snakemake", "parsl", "ase", "nequip", "torch", "h5py", "numpy", "pandas", "matplotlib"]
+PACKAGES = [
+    "psiflow-pipeline",
+    "snakemake",
+    "parsl",
+    "ase",
+    "nequip",
+    "torch-sim-atomistic",
+    "torch",
+    "h5py",
+    "numpy",
+    "pandas",
+    "matplotlib",
+]
 
 MODEL_README = """# The final committee
 

@@ -89,11 +89,11 @@ def test_relative_paths_are_found_in_the_working_directory_then_among_the_workfl
         ),
         (lambda c: c["model"].update(schedule=[{"from_iteration": 2, "r_max": 5.0}]), "model.schedule.0", "unknown"),
         (lambda c: c["walkers"][0].update(schedule=[{"steps": 5}]), "walkers.0.schedule.0", "'from_iteration'"),
-        (lambda c: c["walkers"][0].update(ensemble="npt", batch=4), "walkers.0.batch", "only nve and nvt with the"),
+        (lambda c: c["walkers"][0].update(plumed="bias.dat", batch=4), "walkers.0.batch", "PLUMED-biased walkers"),
         (
-            lambda c: c["walkers"][0].update(batch=4, schedule=[{"from_iteration": 2, "plumed": "bias.dat"}]),
+            lambda c: c["walkers"][0].update(ensemble="npt", schedule=[{"from_iteration": 2, "batch": 4}]),
             "walkers.0.batch",
-            "PLUMED-biased walkers run one per task",
+            "only nve and nvt with the langevin thermostat are batched",
         ),
         (
             lambda c: (c["walkers"][0].update(ensemble="npt"), c["reference"].update(stress=False)),

@@ -51,6 +51,16 @@ def test_molecule_pipeline_labels_equal_a_direct_cp2k_run(molecule_run, tmp_path
     assert np.isfinite(metrics.force_rmse).all() and metrics.stress_rmse_gpa.isna().all()
 
 
+def test_molecule_walkers_ran_in_one_batched_task(molecule_run):
+    candidates = read_h5(molecule_run / "results/iter_1/candidates.h5")
+    assert set(candidates.frame["walker"]) == {0, 1} and not candidates.frame["pbc"].any()
+    assert np.isfinite(candidates.frame["deviation"]).all() and (candidates.frame["step"] % 5 == 0).all()
+    provenance = yaml.safe_load((molecule_run / "results/summary/provenance.yaml").read_text())
+    assert provenance["settings"]["iteration_1"]["sample"]["batches"] == [[0, 1]]
+    log = (molecule_run / "logs/sample/iter_1.log").read_text()
+    assert "walker 0: " in log and "walker 1: " in log
+
+
 def test_crystal_labels_carry_the_stress_of_a_direct_cp2k_run(crystal_run, tmp_path):
     labeled = read_h5(crystal_run / "results/iter_1/labeled.h5")
     assert np.isfinite(labeled.frame["stress"]).all()  # reference.stress: auto, for NPT walkers
