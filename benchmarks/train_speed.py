@@ -1,21 +1,25 @@
-"""Training speed: psiflow's train step against a plain `nequip-train`, and a
-warm start against training from scratch.
+"""Training speed: psiflow's train step (training and packaging in one
+process) against a plain `nequip-train`, and against `nequip-train` followed
+by `nequip-package build` in a process of its own; and a warm start against
+training from scratch.
 
 Uses the dataset and committee of a finished run (by default the default job,
 `make run`): trains on iteration N's dataset, warm-starting from member 0 of
 iteration N-1.
 
-    .venv/bin/python benchmarks/train_speed.py [--results results] [--iteration 3] [--epochs 30]
+    .venv/bin/python benchmarks/train_speed.py [--results results] [--iteration 3] [--epochs 30] [--repeats 3]
 """
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -39,6 +43,7 @@ def main():
     parser.add_argument("--iteration", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="plain and psiflow runs, alternated; medians shown")
     args = parser.parse_args()
     results = Path(args.results)
     dataset = results / f"iter_{args.iteration}/dataset.h5"
@@ -50,7 +55,8 @@ def main():
     model.update(max_epochs=args.epochs, patience=10**6, nequip={})
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     os.environ.update(OMP_NUM_THREADS=str(args.threads))
-    times = {}
+    times = {"plain nequip-train": [], "psiflow train (from scratch)": [], "psiflow train (warm start)": []}
+    packaging = []  # `nequip-package build` of the plain run's checkpoint, a process of its own
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         # plain nequip-train on the same files and config
@@ -60,33 +66,56 @@ def main():
         write_extxyz(valid, scratch / "valid.xyz")
         config = training_config(str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42)
         plain = scratch / "plain"
-        plain.mkdir()
-        (plain / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        start = time.perf_counter()
-        subprocess.run(
-            [str(Path(sys.executable).parent / "nequip-train"), "-cp", str(plain), "-cn", "config",
-             f"hydra.run.dir={plain}"],
-            cwd=plain, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        times["plain nequip-train"] = time.perf_counter() - start
-        scratch_curve = validation_curve(plain)
-        for name, warm in (("psiflow train (from scratch)", None), ("psiflow train (warm start)", previous)):
-            folder = scratch / name.split("(")[1].rstrip(")").replace(" ", "_")
-            start = time.perf_counter()
+
+        def run_plain():
+            shutil.rmtree(plain, ignore_errors=True)
+            plain.mkdir()
+            (plain / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            subprocess.run(
+                [str(Path(sys.executable).parent / "nequip-train"), "-cp", str(plain), "-cn", "config",
+                 f"hydra.run.dir={plain}"],
+                cwd=plain, env=env, check=True, capture_output=True,
+            )  # fmt: skip
+
+        def run_psiflow(folder, warm):
             train_on_dataset(
                 dataset, folder / "training", folder / "model.nequip.zip", model, seed=42, accelerator="cpu",
                 threads=args.threads, log_path=scratch / "train.log", warm_start_from=warm,
             )  # fmt: skip
-            times[name] = time.perf_counter() - start
-            if warm is not None:
-                warm_curve = validation_curve(folder / "training")
+
+        # alternated, so that the machine's drifts fall on both
+        for _ in range(args.repeats):
+            for name, run in (
+                ("plain nequip-train", run_plain),
+                ("psiflow train (from scratch)", lambda: run_psiflow(scratch / "from_scratch", None)),
+            ):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run(
+                [str(Path(sys.executable).parent / "nequip-package"), "build", str(plain / "best.ckpt"),
+                 str(scratch / "plain.nequip.zip")],
+                env=env, check=True, capture_output=True,
+            )  # fmt: skip
+            packaging.append(time.perf_counter() - start)
+        scratch_curve = validation_curve(plain)
+        start = time.perf_counter()
+        run_psiflow(scratch / "warm_start", previous)
+        times["psiflow train (warm start)"].append(time.perf_counter() - start)
+        warm_curve = validation_curve(scratch / "warm_start/training")
+    times = {name: float(np.median(values)) for name, values in times.items()}
     per_epoch = times["plain nequip-train"] / args.epochs
     target = scratch_curve[-1]
     reached = next((k + 1 for k, error in enumerate(warm_curve) if error <= target), None)
-    print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads")
+    print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads, medians of {args.repeats} runs")
     print(f"{'variant':34s} {'seconds':>8s} {'vs plain':>9s}")
     for name, seconds in times.items():
         print(f"{name:34s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x")
+    package = float(np.median(packaging))
+    print(f"{'nequip-package build, own process':34s} {package:8.1f}")
+    print(f"{'train, then package: two processes':34s} {times['plain nequip-train'] + package:8.1f} "
+          f"{(times['plain nequip-train'] + package) / times['plain nequip-train']:8.2f}x")  # fmt: skip
     print(f"validation force MAE after {args.epochs} epochs from scratch: {target:.4f} eV/Å")
     print(f"warm start: {warm_curve[0]:.4f} eV/Å after 1 epoch (scratch: {scratch_curve[0]:.4f})")
     if reached is None:

@@ -136,7 +136,7 @@ def batches(walkers: list[dict], committee: int) -> list[list[int]]:
     their `batch`; every other walker alone. In walker order."""
     groups: dict[tuple, list[int]] = {}
     for k, walker in enumerate(walkers):
-        if walker["batch"] == 1 or batching_refused(walker):
+        if walker["batch"] == 1:  # (validation refused batches of walkers that cannot share a task)
             groups[("alone", k)] = [k]
             continue
         shared = {key: value for key, value in walker.items() if key not in PER_WALKER}

@@ -1,4 +1,4 @@
-"""Training one committee member: `nequip-train`, then `nequip-package`."""
+"""Training one committee member: `nequip-train`, then `nequip-package build`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def nequip_executable(name: str) -> str:
 
 
 def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
-    """Run `nequip-train` in `workdir`, then package the best checkpoint as `output`.
+    """Run `nequip-train` in `workdir`, then package the best checkpoint as
+    `output`, in one process (`train_and_package`).
 
     The package is self-contained, so `results/` can move without breaking it.
     """
@@ -32,32 +33,13 @@ def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    run = [
-        nequip_executable("nequip-train"),
-        "-cp",
-        str(workdir),
-        "-cn",
-        "config",
-        f"hydra.run.dir={workdir}",
-    ]
-    with open(log_path, "a") as log:
-        subprocess.run(run, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    checkpoint = workdir / "best.ckpt"
-    if not checkpoint.exists():
-        checkpoint = workdir / "last.ckpt"
 
-    def package(tmp):
+    def train_and_package(tmp):
+        run = [sys.executable, "-m", "psiflow_pipeline.models.train_and_package", str(workdir), str(tmp)]
         with open(log_path, "a") as log:
-            subprocess.run(
-                [nequip_executable("nequip-package"), "build", str(checkpoint), str(tmp)],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=True,
-            )
+            subprocess.run(run, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
 
-    replace_atomically(Path(output).resolve(), package)
+    replace_atomically(Path(output).resolve(), train_and_package)
 
 
 def train_on_dataset(
