@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,7 @@ def label(
         execution, cores_per_task=command.mpi_ranks * command.omp_threads, ranks_per_task=command.mpi_ranks
     )
     progress = Progress(len(frames), "single points", log, done=len(frames) - len(todo))
+    start, busy = time.perf_counter(), 0.0
     for index, result in run_tasks(label_task, tasks, execution, run_dir):
         k = todo[index]
         if isinstance(result, Exception):
@@ -121,7 +123,16 @@ def label(
         if result.status == Status.OK:
             cache.store(keys[k], result)
         record(k, result)
+        busy += result.seconds
         progress.finished(f"{keys[k]}: {result.status} {result.reason} ({result.seconds:.1f} s)".replace("  ", " "))
+    if todo and execution.provider == "local":
+        workers = execution.workers_per_node(len(todo))
+        elapsed = time.perf_counter() - start
+        # the rest of the workers' time: Parsl's and CP2K's start, and waiting for the last single points
+        log.info(
+            "%d single points in %.1f s on %d workers: worker use %.0f %% (Parsl's start included)",
+            len(todo), elapsed, workers, 100 * busy / (workers * elapsed),
+        )  # fmt: skip
     return labeled
 
 

@@ -1,6 +1,7 @@
 """The whole online-learning loop on the tiny config: real CP2K, real nequip-train,
 real Parsl executors, driven by Snakemake."""
 
+import re
 import subprocess
 
 import numpy as np
@@ -40,6 +41,17 @@ def test_labels_equal_a_direct_cp2k_run(run, tmp_path):
     direct, _ = direct_cp2k(labeled.to_atoms(k), tmp_path)
     assert np.abs(labeled.atom["forces"][labeled.atoms_of(k)] - direct.forces).max() < SCF_FORCE_TOLERANCE
     assert labeled.frame["energy"][k] == pytest.approx(direct.energy, abs=SCF_ENERGY_TOLERANCE)
+
+
+def test_label_log_states_how_busy_the_workers_were(run):
+    log = (run / f"logs/label/iter_{ITERATIONS}.log").read_text()
+    seconds = [float(x) for x in re.findall(r"\(([0-9.]+) s\); \d+ of \d+ single points done", log)]
+    count, elapsed, workers, use = re.search(
+        r"(\d+) single points in ([0-9.]+) s on (\d+) workers: worker use (\d+) %", log
+    ).groups()
+    assert int(count) == len(seconds) > 0 and int(workers) in (1, 2)
+    assert int(use) == pytest.approx(100 * sum(seconds) / (int(workers) * float(elapsed)), abs=1)
+    assert 0 < int(use) <= 100
 
 
 def test_sampled_frames_come_from_the_walkers(run):
