@@ -63,6 +63,6 @@ echo "setup: creating .venv"
 .venv/bin/python -m pip install -q --no-deps hillclimber==0.1.8
 # the library the rule scripts share, editable: a checkout's changes apply at once
 .venv/bin/python -m pip install -q --no-deps -e .
-.venv/bin/python -c "import plumed, nequip, parsl, snakemake, h5py, psiflow_pipeline"
+.venv/bin/python -c "import plumed, nequip, parsl, snakemake, h5py, torch_sim, psiflow_pipeline"
 echo "$want" > "$STAMP"
 echo "setup: done"
