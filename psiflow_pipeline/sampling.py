@@ -1,5 +1,6 @@
 """Phase-space sampling: MD walkers (or geometry optimisations) driven by the
-committee, one Parsl task per walker, checked at every saved frame."""
+committee, one Parsl task per walker (or per batch of walkers,
+`psiflow_pipeline.batched`), checked at every saved frame."""
 
 from __future__ import annotations
 
