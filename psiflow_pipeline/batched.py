@@ -117,8 +117,7 @@ def run_walker_batch(tasks: list) -> list:
     start_volumes = [atoms.cell.volume if atoms.pbc.all() else None for atoms in atoms_list]
 
     dt = torch.tensor(settings["timestep"] * units.fs, dtype=torch.float64, device=device)
-    temperatures = [task.settings["temperature"] for task in tasks]
-    kT = torch.tensor([units.kB * t for t in temperatures], dtype=torch.float64, device=device)
+    kT = torch.tensor([units.kB * task.settings["temperature"] for task in tasks], dtype=torch.float64, device=device)
     if settings["ensemble"] == "nve":
         _, update = ts.nve(model=model, dt=dt, kT=kT)
     else:
@@ -134,7 +133,7 @@ def run_walker_batch(tasks: list) -> list:
     except Exception as error:
         return _all_failed(records, atoms_list, active, f"MD step failed: {error}", 0)
     done = 0
-    while done < settings["steps"] and active:
+    while done < settings["steps"]:
         chunk = min(settings["stride"], settings["steps"] - done)
         try:
             for _ in range(chunk):
@@ -146,6 +145,7 @@ def run_walker_batch(tasks: list) -> list:
         energies = torch.stack([c["energy"] for c in committee]).cpu().numpy()  # (members, systems)
         forces = torch.stack([c["forces"] for c in committee]).cpu().numpy()  # (members, atoms, 3)
         positions, momenta = state.positions.cpu().numpy(), state.momenta.cpu().numpy()
+        dynamics_energy, dynamics_forces = state.energy.cpu().numpy(), state.forces.cpu().numpy()
         system_of = state.system_idx.cpu().numpy()
         still = []
         for slot, k in enumerate(active):
@@ -155,8 +155,8 @@ def run_walker_batch(tasks: list) -> list:
             atoms.set_momenta(momenta[mine])
             deviation, energy_deviation = uncertainty(energies[:, slot], forces[:, mine])
             results = {
-                "energy": float(state.energy[slot]),
-                "forces": state.forces[mine].cpu().numpy(),
+                "energy": float(dynamics_energy[slot]),
+                "forces": dynamics_forces[mine],
                 "deviation": deviation,
                 "energy_deviation": energy_deviation,
             }
