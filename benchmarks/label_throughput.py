@@ -2,13 +2,18 @@
 
 Compares psiflow's label step (Parsl, one task per single point) in
 persistent-shell mode and fresh-process mode against a plain shell loop over
-cp2k.psmp with all cores given to each run (OpenMP), on the same geometries.
+cp2k.psmp with all cores given to each run (OpenMP), on the same geometries:
+rattled copies of the box, or with --frames-from the frames a label job of a
+finished run labeled, in the order it labeled them.
 
     .venv/bin/python benchmarks/label_throughput.py [--frames 12] [--cores 2]
+    .venv/bin/python benchmarks/label_throughput.py --frames-from results/iter_4/selected.h5
 """
 
 import argparse
+import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +25,7 @@ from ase.io import read
 from psiflow_pipeline.bootstrap import rattled_frames
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.template import check_template, write_input
+from psiflow_pipeline.data import read_h5
 from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.labeling import label
 
@@ -30,11 +36,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--frames-from", type=Path, help="an h5 file of frames, e.g. results/iter_4/selected.h5")
     args = parser.parse_args()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     template = check_template(REPO / "resources/cp2k/xtb.inp")
-    # nearby geometries, as the frames of one walker are
-    frames = rattled_frames([read(REPO / "resources/structures/water_32.xyz")], args.frames, 0.03, 0.0, seed=11)
+    if args.frames_from:
+        frames = read_h5(args.frames_from)
+    else:  # nearby geometries, as the frames of one walker are
+        frames = rattled_frames([read(REPO / "resources/structures/water_32.xyz")], args.frames, 0.03, 0.0, seed=11)
+    worker_use = WorkerUse()
+    logging.getLogger("psiflow").addHandler(worker_use)
+    logging.getLogger("psiflow").setLevel(logging.INFO)
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -51,7 +63,7 @@ def main():
             )
             seconds = time.perf_counter() - start
             assert (labeled.frame["status"] == "ok").all()
-            rates[f"psiflow {mode} ({args.cores} workers)"] = 60 * len(frames) / seconds
+            rates[f"psiflow {mode} ({args.cores} workers, {worker_use.percent} % use)"] = 60 * len(frames) / seconds
         loop = scratch / "loop"
         loop.mkdir()
         for k in range(len(frames)):
@@ -68,10 +80,21 @@ def main():
             60 * len(frames) / (time.perf_counter() - start)
         )
     baseline = rates[f"shell loop, cp2k.psmp with {args.cores} OpenMP threads"]
-    print(f"{len(frames)} single points, 32 H2O GFN1-xTB, {args.cores} cores")
-    print(f"{'mode':50s} {'points/min':>10s} {'vs loop':>8s}")
+    print(f"{len(frames)} single points ({args.frames_from or 'rattled'}), GFN1-xTB, {args.cores} cores")
+    print(f"{'mode':55s} {'points/min':>10s} {'vs loop':>8s}")
     for name, rate in rates.items():
-        print(f"{name:50s} {rate:10.1f} {rate / baseline:8.2f}x")
+        print(f"{name:55s} {rate:10.1f} {rate / baseline:8.2f}x")
+
+
+class WorkerUse(logging.Handler):
+    """The worker use that the label step logs at its end."""
+
+    percent = "?"
+
+    def emit(self, record):
+        found = re.search(r"worker use (\d+) %", record.getMessage())
+        if found:
+            self.percent = found.group(1)
 
 
 if __name__ == "__main__":

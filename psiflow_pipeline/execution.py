@@ -47,6 +47,9 @@ class Execution:
     provider local: `cores` of this job, `cores // cores_per_task` workers.
     provider slurm: pilot jobs of `pilot.nodes` nodes with `pilot.cores_per_node`
     cores each, submitted through sbatch by Parsl, at most `pilot.max_pilots`.
+    `in_threads`: the tasks only drive programs in processes of their own
+    (CP2K), so on the local provider the workers are threads of the job's
+    process: nothing to start, no interchange between the job and its workers.
     """
 
     cores: int
@@ -56,6 +59,7 @@ class Execution:
     retries: int = 1
     pilot: dict = field(default_factory=dict)
     account: str | None = None
+    in_threads: bool = False
 
     @classmethod
     def from_config(cls, execution: dict, group: str, threads: int) -> Execution:
@@ -116,22 +120,23 @@ class Execution:
 
     def parsl_config(self, run_dir, tasks: int):
         from parsl.config import Config
-        from parsl.executors import HighThroughputExecutor
+        from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
 
         local = self.provider == "local"
-        address = "127.0.0.1" if local else self.pilot["address"]
+        if local and self.in_threads:
+            executor = ThreadPoolExecutor(label=EXECUTOR, max_threads=self.workers_per_node(tasks))
+        else:
+            executor = HighThroughputExecutor(
+                label=EXECUTOR,
+                address="127.0.0.1" if local else self.pilot["address"],
+                max_workers_per_node=self.workers_per_node(tasks),
+                cores_per_worker=1,
+                heartbeat_period=5,
+                heartbeat_threshold=30,
+                provider=self.provider_of(),
+            )
         return Config(
-            executors=[
-                HighThroughputExecutor(
-                    label=EXECUTOR,
-                    address=address,
-                    max_workers_per_node=self.workers_per_node(tasks),
-                    cores_per_worker=1,
-                    heartbeat_period=5,
-                    heartbeat_threshold=30,
-                    provider=self.provider_of(),
-                )
-            ],
+            executors=[executor],
             run_dir=str(run_dir),
             # Parsl submits even the initial block on the scaling strategy's
             # first tick, one period after start (5 s by default): on this

@@ -15,7 +15,7 @@ from ase import Atoms
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import SinglePoint
 from psiflow_pipeline.cp2k.process import single_point
-from psiflow_pipeline.cp2k.shell import persistent_single_point
+from psiflow_pipeline.cp2k.shell import close_sessions, persistent_single_point
 from psiflow_pipeline.data import Frames, Status, replace_atomically
 from psiflow_pipeline.execution import Execution, run_tasks
 from psiflow_pipeline.logs import Progress
@@ -110,21 +110,28 @@ def label(
     scratch = Path(run_dir).resolve() / "scratch"  # CP2K's files, next to Parsl's logs
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = [(images[k], template, command, persistent, stress, str(scratch)) for k in todo]
-    # one worker per single point's worth of cores (MPI ranks x OpenMP threads)
+    # one worker per single point's worth of cores (MPI ranks x OpenMP threads);
+    # a task waits on CP2K's own process, so local workers can be threads
     execution = dataclasses.replace(
-        execution, cores_per_task=command.mpi_ranks * command.omp_threads, ranks_per_task=command.mpi_ranks
+        execution,
+        cores_per_task=command.mpi_ranks * command.omp_threads,
+        ranks_per_task=command.mpi_ranks,
+        in_threads=True,
     )
     progress = Progress(len(frames), "single points", log, done=len(frames) - len(todo))
     start, busy = time.perf_counter(), 0.0
-    for index, result in run_tasks(label_task, tasks, execution, run_dir):
-        k = todo[index]
-        if isinstance(result, Exception):
-            result = SinglePoint(Status.FAILED, f"task error: {result!r}"[:300])
-        if result.status == Status.OK:
-            cache.store(keys[k], result)
-        record(k, result)
-        busy += result.seconds
-        progress.finished(f"{keys[k]}: {result.status} {result.reason} ({result.seconds:.1f} s)".replace("  ", " "))
+    try:
+        for index, result in run_tasks(label_task, tasks, execution, run_dir):
+            k = todo[index]
+            if isinstance(result, Exception):
+                result = SinglePoint(Status.FAILED, f"task error: {result!r}"[:300])
+            if result.status == Status.OK:
+                cache.store(keys[k], result)
+            record(k, result)
+            busy += result.seconds
+            progress.finished(f"{keys[k]}: {result.status} {result.reason} ({result.seconds:.1f} s)".replace("  ", " "))
+    finally:
+        close_sessions()  # the shells of workers that were threads of this process
     if todo and execution.provider == "local":
         workers = execution.workers_per_node(len(todo))
         elapsed = time.perf_counter() - start

@@ -60,6 +60,14 @@ def test_local_provider_uses_the_job_cores():
     assert sample.cores_per_task == 2
 
 
+def test_tasks_in_threads_run_in_the_job_process_only_on_the_local_provider():
+    local = Execution(cores=8, cores_per_task=2, in_threads=True).parsl_config("/tmp/run", tasks=3).executors[0]
+    assert type(local).__name__ == "ThreadPoolExecutor" and local.max_threads == 3
+    pilot = execution_config()["label"]["pilot"]
+    slurm = Execution(cores=1, provider="slurm", pilot=pilot, in_threads=True).parsl_config("/tmp/run", tasks=3)
+    assert type(slurm.executors[0]).__name__ == "HighThroughputExecutor"
+
+
 def test_slurm_provider_submits_pilots_as_configured():
     settings = execution_config(
         account="chem42",

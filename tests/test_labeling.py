@@ -5,9 +5,11 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
+import psutil
 import pytest
 from ase.io import read
 from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
@@ -58,6 +60,24 @@ def test_persistent_shell_matches_fresh_process_within_scf_tolerance(trajectory)
         # EPS_SCF 1e-6 bounds the difference of the two SCF starting points
         assert np.abs(shell.forces - fresh.forces).max() < 1e-3
         assert shell.energy == pytest.approx(fresh.energy, abs=1e-5)
+
+
+def test_a_label_does_not_depend_on_the_frame_the_shell_computed_before(trajectory):
+    """Each frame starts from the template's SCF guess, not from the previous
+    frame's wavefunction: the frames of a label job come from several walkers."""
+    from psiflow_pipeline.cp2k.shell import close_sessions
+
+    template = check_template(XTB)
+    alone = persistent_single_point(trajectory[2], template, Cp2kCommand())
+    close_sessions()
+    other = trajectory[0].copy()
+    other.positions += np.random.default_rng(9).normal(0, 0.1, other.positions.shape)
+    for atoms in (other, trajectory[1]):
+        persistent_single_point(atoms, template, Cp2kCommand())
+    after = persistent_single_point(trajectory[2], template, Cp2kCommand())
+    # measured: 4e-8 eV/Å and 0 eV; with CP2K's extrapolation (trajectory=True) 1.2e-5 eV/Å
+    assert np.abs(after.forces - alone.forces).max() < 1e-6
+    assert after.energy == pytest.approx(alone.energy, abs=1e-9)
 
 
 def test_stress_matches_a_finite_difference_of_the_energy(trajectory):
@@ -168,6 +188,28 @@ def test_label_caches_every_result_and_reuses_it(tmp_path, trajectory, caplog):
     caplog.clear()
     label(frames, other, Cp2kCommand(), Execution(cores=2), tmp_path / "parsl", tmp_path / "cache")
     assert "0 single points from the cache, 3 to compute" in caplog.text
+
+
+def test_label_workers_are_threads_that_each_keep_one_shell(tmp_path, trajectory, monkeypatch):
+    from psiflow_pipeline.cp2k import shell
+
+    starts = []
+    monkeypatch.setattr(shell.ShellSession, "__init__", counted(shell.ShellSession.__init__, starts))
+    frames = Frames.from_atoms(trajectory * 2, iteration=1)
+    frames.frame["identifier"][:] = [f"f{k}" for k in range(6)]
+    labeled = label(frames, check_template(XTB), Cp2kCommand(), Execution(cores=2), tmp_path / "p", tmp_path / "c")
+    assert list(labeled.frame["status"]) == ["ok"] * 6
+    # two workers, two shells for six single points; none outlives the label step
+    assert len(starts) == 2 and len({thread for thread, _ in starts}) == 2
+    assert shell._SESSIONS == {} and not psutil.Process().children(recursive=True)
+
+
+def counted(init, calls: list):
+    def wrapper(self, *args, **kwargs):
+        calls.append((threading.get_ident(), args))
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 def test_killed_labeling_recomputes_only_unfinished_frames(tmp_path):

@@ -26,7 +26,9 @@ class Cp2kCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        result = persistent_single_point(self.atoms, self.template, self.command, self.stress, self.workdir)
+        result = persistent_single_point(
+            self.atoms, self.template, self.command, self.stress, self.workdir, trajectory=True
+        )
         self.calls += 1
         if result.status != Status.OK:
             raise CalculatorError(f"CP2K single point failed: {result.reason}")

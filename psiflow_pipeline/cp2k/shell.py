@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import re
 import shlex
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -18,18 +20,45 @@ from psiflow_pipeline.cp2k.output import SinglePoint, abort_message
 from psiflow_pipeline.cp2k.template import cp2k_geometry, wants_stress, write_input
 from psiflow_pipeline.data import Status
 
+# CP2K's default guess for the next geometry (ASPC extrapolation) assumes
+# consecutive steps of one MD trajectory. A label job's frames are not: they
+# come from several walkers, tens to thousands of steps apart, and on the
+# default job's frames that guess cost up to 6x the SCF steps of the atomic
+# guess and 2.5x the time (docs/benchmarks.md, "Labeling throughput"). Unless
+# the template chooses an EXTRAPOLATION itself, every frame starts from the
+# template's SCF_GUESS, as in a fresh process: a label does not depend on
+# which frame the worker computed before.
+INDEPENDENT_FRAMES = "EXTRAPOLATION USE_GUESS"
+
+
+def independent_frames_input(text: str) -> str:
+    """`text` with INDEPENDENT_FRAMES in its &QS section, unless it sets an extrapolation."""
+    if re.search(r"^\s*EXTRAPOLATION\b", text, flags=re.I | re.M):
+        return text
+    qs = re.search(r"^\s*&QS\b.*$", text, flags=re.I | re.M)
+    if qs:
+        return f"{text[: qs.end()]}\n      {INDEPENDENT_FRAMES}{text[qs.end() :]}"
+    dft = re.search(r"^\s*&DFT\b.*$", text, flags=re.I | re.M)
+    if dft:
+        return f"{text[: dft.end()]}\n    &QS\n      {INDEPENDENT_FRAMES}\n    &END QS{text[dft.end() :]}"
+    return text  # no Quickstep: no wavefunction to guess
+
 
 class ShellSession:
     """A `cp2k.psmp -s` (cp2k_shell) process holding one force environment.
 
-    Successive geometries with the same atoms reuse the previous wavefunction
-    as SCF guess. ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
+    Successive geometries with the same atoms skip CP2K's start; with
+    `trajectory` (consecutive MD steps) CP2K also extrapolates the SCF guess
+    from the previous ones, otherwise each starts from the template's guess
+    (`INDEPENDENT_FRAMES`). ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
     (not ASE's CP2K calculator) so that energy and forces come in atomic units
     and convert exactly as in fresh-process mode, and so that the output can be
     checked for SCF convergence, which the shell protocol does not report.
     """
 
-    def __init__(self, template: str, command: Cp2kCommand, atoms: Atoms, directory, stress: bool = False):
+    def __init__(
+        self, template: str, command: Cp2kCommand, atoms: Atoms, directory, stress: bool = False, trajectory=False
+    ):
         from ase.calculators.cp2k import Cp2kShell
 
         self.directory = Path(directory)
@@ -41,6 +70,8 @@ class ShellSession:
         self.stress = wants_stress(atoms, stress)
         # the shell runs inside `directory`, so CP2K's own files (wavefunction) land there
         text = write_input(template, atoms, stress=stress)
+        if not trajectory:
+            text = independent_frames_input(text)
         text = text.replace("&GLOBAL\n", "&GLOBAL\n  FLUSH_SHOULD_FLUSH T\n", 1)
         (self.directory / "cp2k.inp").write_text(text)
         start = f"cd {shlex.quote(str(self.directory))} && {shlex.join(command.env_command() + command.argv('-s'))}"
@@ -110,32 +141,35 @@ class ShellSession:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-# One shell per Parsl worker, kept between tasks: the worker is the unit that
-# owns cores, and the next frame it gets is usually close to the previous one.
-_SESSIONS: dict = {}
+# One shell per worker, kept between tasks: the worker (a Parsl worker process,
+# or a thread of a label job's thread pool) is the unit that owns cores, and the
+# next frame it gets is usually close to the previous one. Keyed by thread, so
+# that workers in threads of one process each keep their own shell.
+_SESSIONS: dict[int, dict] = {}
 
 
 @atexit.register
 def close_sessions() -> None:
-    """End this process's CP2K shells (also at exit)."""
-    for session in _SESSIONS.values():
-        session.close()
+    """End this process's CP2K shells, those of every thread (also at exit)."""
+    for sessions in list(_SESSIONS.values()):
+        for session in sessions.values():
+            session.close()
     _SESSIONS.clear()
 
 
 def persistent_single_point(
-    atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir=None
+    atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir=None, trajectory: bool = False
 ) -> SinglePoint:
-    """Like `single_point`, through a CP2K shell that lives as long as this process."""
-    import threading
-
+    """Like `single_point`, through a CP2K shell that lives as long as this
+    process; `trajectory`: the calls follow one MD trajectory (`ShellSession`)."""
     start = time.perf_counter()
-    key = (template, stress, command.executable, command.mpi_ranks, command.omp_threads, command.launcher)
-    session = _SESSIONS.get(key)
+    sessions = _SESSIONS.setdefault(threading.get_ident(), {})
+    key = (template, stress, trajectory, command.executable, command.mpi_ranks, command.omp_threads, command.launcher)
+    session = sessions.get(key)
     if session is None or not session.fits(atoms):
-        for old in _SESSIONS.values():
+        for old in sessions.values():
             old.close()
-        _SESSIONS.clear()
+        sessions.clear()
         session = None
     timed_out = threading.Event()
     timer = None
@@ -144,14 +178,14 @@ def persistent_single_point(
             raise RuntimeError(f"cannot start CP2K shell: executable '{command.executable}' not found")
         if session is None:
             directory = tempfile.mkdtemp(prefix="cp2k_shell_", dir=workdir)
-            session = ShellSession(template, command, atoms, directory, stress)
-            _SESSIONS[key] = session
+            session = ShellSession(template, command, atoms, directory, stress, trajectory)
+            sessions[key] = session
         # a hung SCF would block the protocol forever: kill the shell at the walltime
         timer = threading.Timer(command.walltime_s, lambda: (timed_out.set(), session.shell._child.kill()))
         timer.start()
         result = session.evaluate(atoms)
     except Exception as error:  # the shell died: record why, start a new one next time
-        _SESSIONS.pop(key, None)
+        sessions.pop(key, None)
         if timed_out.is_set():
             reason = f"walltime of {command.walltime_s:g} s exceeded"
         elif session is None:
