@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,7 @@ class WalkerResult:
     final: Frames  # the state the walker continues from next iteration
     bias: dict  # the PLUMED bias files at the end
     colvar: str  # the COLVAR text of this iteration
+    seconds: float = 0.0  # the task's time: loading the models, the MD, the checks
 
 
 def run_walker(task: WalkerTask) -> WalkerResult:
@@ -248,11 +250,16 @@ class WalkerRecord:
 def run_walkers(tasks: list[WalkerTask]) -> list[WalkerResult]:
     """The walkers of one Parsl task: one on its own, or several advanced
     together (`psiflow_pipeline.batched`)."""
+    start = time.perf_counter()
     if len(tasks) == 1:
-        return [run_walker(tasks[0])]
-    from psiflow_pipeline.batched import run_walker_batch
+        results = [run_walker(tasks[0])]
+    else:
+        from psiflow_pipeline.batched import run_walker_batch
 
-    return run_walker_batch(tasks)
+        results = run_walker_batch(tasks)
+    for result in results:
+        result.seconds = time.perf_counter() - start
+    return results
 
 
 def starting_points(previous: Frames | None, images: list[Atoms], walkers: list[dict]) -> list[tuple[Atoms, int, dict]]:
@@ -322,6 +329,7 @@ def sample(
             reason = result.frames.frame["reason"][-1]
             progress.finished(
                 f"walker {k}: {len(result.frames)} frames, {result.final.frame['status'][0]} {reason}".rstrip()
+                + f" ({result.seconds:.1f} s)"
             )
     candidates = Frames.concatenate([r.frames for r in results])
     new_walkers = Frames.concatenate([r.final for r in results])
