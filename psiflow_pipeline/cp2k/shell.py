@@ -57,7 +57,13 @@ class ShellSession:
     """
 
     def __init__(
-        self, template: str, command: Cp2kCommand, atoms: Atoms, directory, stress: bool = False, trajectory=False
+        self,
+        template: str,
+        command: Cp2kCommand,
+        atoms: Atoms,
+        directory,
+        stress: bool = False,
+        trajectory: bool = False,
     ):
         from ase.calculators.cp2k import Cp2kShell
 
@@ -141,10 +147,10 @@ class ShellSession:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-# One shell per worker, kept between tasks: the worker (a Parsl worker process,
-# or a thread of a label job's thread pool) is the unit that owns cores, and the
-# next frame it gets is usually close to the previous one. Keyed by thread, so
-# that workers in threads of one process each keep their own shell.
+# One shell per worker, kept between tasks so that a frame costs no CP2K start:
+# the worker (a Parsl worker process, or a thread of a label job's thread pool)
+# is the unit that owns cores. Keyed by thread, so that workers in threads of
+# one process each keep their own shell.
 _SESSIONS: dict[int, dict] = {}
 
 
