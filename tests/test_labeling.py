@@ -18,7 +18,7 @@ from psiflow_pipeline.bootstrap import rattled_frames
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.process import single_point
 from psiflow_pipeline.cp2k.shell import persistent_single_point
-from psiflow_pipeline.cp2k.template import check_template
+from psiflow_pipeline.cp2k.template import check_template, write_input
 from psiflow_pipeline.data import Frames, read_h5
 from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.labeling import LabelCache, label
@@ -62,22 +62,30 @@ def test_persistent_shell_matches_fresh_process_within_scf_tolerance(trajectory)
         assert shell.energy == pytest.approx(fresh.energy, abs=1e-5)
 
 
-def test_a_label_does_not_depend_on_the_frame_the_shell_computed_before(trajectory):
-    """Each frame starts from the template's SCF guess, not from the previous
-    frame's wavefunction: the frames of a label job come from several walkers."""
-    from psiflow_pipeline.cp2k.shell import close_sessions
+def test_the_shell_guesses_from_the_previous_frame_unless_the_template_chooses(trajectory, tmp_path):
+    """A label job's frames are not consecutive MD steps: the shell's input asks
+    CP2K for the previous frame's wavefunction, not its MD extrapolation
+    (ASPC), wherever the template leaves it open, and CP2K accepts it."""
+    from psiflow_pipeline.cp2k.shell import LABEL_GUESS, label_guess_input
 
-    template = check_template(XTB)
-    alone = persistent_single_point(trajectory[2], template, Cp2kCommand())
-    close_sessions()
-    other = trajectory[0].copy()
-    other.positions += np.random.default_rng(9).normal(0, 0.1, other.positions.shape)
-    for atoms in (other, trajectory[1]):
-        persistent_single_point(atoms, template, Cp2kCommand())
-    after = persistent_single_point(trajectory[2], template, Cp2kCommand())
-    # measured: 4e-8 eV/Å and 0 eV; with CP2K's extrapolation (trajectory=True) 1.2e-5 eV/Å
-    assert np.abs(after.forces - alone.forces).max() < 1e-6
-    assert after.energy == pytest.approx(alone.energy, abs=1e-9)
+    pbe = check_template(PBE)
+    without_qs = re.sub(r"\n\s*&QS\n.*?&END QS", "", pbe, flags=re.S)
+    assert "&QS" not in without_qs
+    for k, template in enumerate((check_template(XTB), pbe, without_qs)):
+        text = label_guess_input(write_input(template, trajectory[0]))
+        assert text.count(LABEL_GUESS) == 1
+        (tmp_path / f"{k}.inp").write_text(text)
+        command = Cp2kCommand()
+        check = subprocess.run(
+            [command.executable, "--check", "-i", f"{k}.inp"],
+            cwd=tmp_path,
+            env=command.environment(),
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stdout[-2000:]
+    chosen = pbe.replace("&QS\n", "&QS\n      EXTRAPOLATION ASPC\n")
+    assert label_guess_input(chosen) == chosen
 
 
 def test_stress_matches_a_finite_difference_of_the_energy(trajectory):

@@ -21,26 +21,26 @@ from psiflow_pipeline.cp2k.template import cp2k_geometry, wants_stress, write_in
 from psiflow_pipeline.data import Status
 
 # CP2K's default guess for the next geometry (ASPC extrapolation) assumes
-# consecutive steps of one MD trajectory. A label job's frames are not: they
-# come from several walkers, tens to thousands of steps apart, and on the
-# default job's frames that guess cost up to 6x the SCF steps of the atomic
-# guess and 2.5x the time (docs/benchmarks.md, "Labeling throughput"). Unless
-# the template chooses an EXTRAPOLATION itself, every frame starts from the
-# template's SCF_GUESS, as in a fresh process: a label does not depend on
-# which frame the worker computed before.
-INDEPENDENT_FRAMES = "EXTRAPOLATION USE_GUESS"
+# consecutive, equally spaced steps of one MD trajectory. A label job's frames
+# are not: they come from several walkers, tens to thousands of steps apart,
+# and on the default job's frames ASPC cost up to 6x the SCF steps of the
+# atomic guess and 2.5x the time. Unless the template chooses an EXTRAPOLATION
+# itself, each frame starts from the previous frame's wavefunction: for
+# GFN1-xTB 10 % slower than the atomic guess, for PBE on nearby frames 13
+# OT steps instead of 36 (docs/benchmarks.md, "Labeling throughput").
+LABEL_GUESS = "EXTRAPOLATION USE_PREV_WF"
 
 
-def independent_frames_input(text: str) -> str:
-    """`text` with INDEPENDENT_FRAMES in its &QS section, unless it sets an extrapolation."""
+def label_guess_input(text: str) -> str:
+    """`text` with LABEL_GUESS in its &QS section, unless it sets an extrapolation."""
     if re.search(r"^\s*EXTRAPOLATION\b", text, flags=re.I | re.M):
         return text
     qs = re.search(r"^\s*&QS\b.*$", text, flags=re.I | re.M)
     if qs:
-        return f"{text[: qs.end()]}\n      {INDEPENDENT_FRAMES}{text[qs.end() :]}"
+        return f"{text[: qs.end()]}\n      {LABEL_GUESS}{text[qs.end() :]}"
     dft = re.search(r"^\s*&DFT\b.*$", text, flags=re.I | re.M)
     if dft:
-        return f"{text[: dft.end()]}\n    &QS\n      {INDEPENDENT_FRAMES}\n    &END QS{text[dft.end() :]}"
+        return f"{text[: dft.end()]}\n    &QS\n      {LABEL_GUESS}\n    &END QS{text[dft.end() :]}"
     return text  # no Quickstep: no wavefunction to guess
 
 
@@ -49,8 +49,8 @@ class ShellSession:
 
     Successive geometries with the same atoms skip CP2K's start; with
     `trajectory` (consecutive MD steps) CP2K also extrapolates the SCF guess
-    from the previous ones, otherwise each starts from the template's guess
-    (`INDEPENDENT_FRAMES`). ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
+    from the previous ones, otherwise from the previous frame's wavefunction
+    alone (`LABEL_GUESS`). ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
     (not ASE's CP2K calculator) so that energy and forces come in atomic units
     and convert exactly as in fresh-process mode, and so that the output can be
     checked for SCF convergence, which the shell protocol does not report.
@@ -77,7 +77,7 @@ class ShellSession:
         # the shell runs inside `directory`, so CP2K's own files (wavefunction) land there
         text = write_input(template, atoms, stress=stress)
         if not trajectory:
-            text = independent_frames_input(text)
+            text = label_guess_input(text)
         text = text.replace("&GLOBAL\n", "&GLOBAL\n  FLUSH_SHOULD_FLUSH T\n", 1)
         (self.directory / "cp2k.inp").write_text(text)
         start = f"cd {shlex.quote(str(self.directory))} && {shlex.join(command.env_command() + command.argv('-s'))}"
