@@ -62,18 +62,20 @@ def test_persistent_shell_matches_fresh_process_within_scf_tolerance(trajectory)
         assert shell.energy == pytest.approx(fresh.energy, abs=1e-5)
 
 
-def test_the_shell_guesses_from_the_previous_frame_unless_the_template_chooses(trajectory, tmp_path):
-    """A label job's frames are not consecutive MD steps: the shell's input asks
-    CP2K for the previous frame's wavefunction, not its MD extrapolation
-    (ASPC), wherever the template leaves it open, and CP2K accepts it."""
+def test_the_shell_guess_fits_the_method_unless_the_template_chooses(trajectory, tmp_path):
+    """A label job's frames are not consecutive MD steps: the shell's input
+    replaces CP2K's MD extrapolation (ASPC) by the previous frame's
+    wavefunction for DFT and the atomic guess for xTB, wherever the template
+    leaves it open, and CP2K accepts it."""
     from psiflow_pipeline.cp2k.shell import LABEL_GUESS, label_guess_input
 
     pbe = check_template(PBE)
     without_qs = re.sub(r"\n\s*&QS\n.*?&END QS", "", pbe, flags=re.S)
     assert "&QS" not in without_qs
-    for k, template in enumerate((check_template(XTB), pbe, without_qs)):
+    cases = [(check_template(XTB), "semi-empirical"), (pbe, "dft"), (without_qs, "dft")]
+    for k, (template, method) in enumerate(cases):
         text = label_guess_input(write_input(template, trajectory[0]))
-        assert text.count(LABEL_GUESS) == 1
+        assert text.count("EXTRAPOLATION") == text.count(LABEL_GUESS[method]) == 1
         (tmp_path / f"{k}.inp").write_text(text)
         command = Cp2kCommand()
         check = subprocess.run(

@@ -17,30 +17,33 @@ from ase.units import Bohr, Hartree
 
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import SinglePoint, abort_message
-from psiflow_pipeline.cp2k.template import cp2k_geometry, wants_stress, write_input
+from psiflow_pipeline.cp2k.template import cp2k_geometry, semi_empirical, wants_stress, write_input
 from psiflow_pipeline.data import Status
 
 # CP2K's default guess for the next geometry (ASPC extrapolation) assumes
 # consecutive, equally spaced steps of one MD trajectory. A label job's frames
 # are not: they come from several walkers, tens to thousands of steps apart,
 # and on the default job's frames ASPC cost up to 6x the SCF steps of the
-# atomic guess and 2.5x the time. Unless the template chooses an EXTRAPOLATION
-# itself, each frame starts from the previous frame's wavefunction: for
-# GFN1-xTB 10 % slower than the atomic guess, for PBE on nearby frames 13
-# OT steps instead of 36 (docs/benchmarks.md, "Labeling throughput").
-LABEL_GUESS = "EXTRAPOLATION USE_PREV_WF"
+# atomic guess. Unless the template chooses an EXTRAPOLATION itself: DFT starts
+# from the previous frame's wavefunction (PBE-D3, nearby frames: 12-13 OT steps
+# against 36-51 from the atomic guess); xTB and DFTB, which converge from the
+# atomic guess in about 10 steps, start every frame from it (on the default
+# job's frames 1.3x the throughput of the previous wavefunction, which a far
+# frame makes a poor guess). docs/benchmarks.md, "Labeling throughput".
+LABEL_GUESS = {"dft": "EXTRAPOLATION USE_PREV_WF", "semi-empirical": "EXTRAPOLATION USE_GUESS"}
 
 
 def label_guess_input(text: str) -> str:
-    """`text` with LABEL_GUESS in its &QS section, unless it sets an extrapolation."""
+    """`text` with the LABEL_GUESS of its method in its &QS section, unless it sets an extrapolation."""
     if re.search(r"^\s*EXTRAPOLATION\b", text, flags=re.I | re.M):
         return text
+    guess = LABEL_GUESS["semi-empirical" if semi_empirical(text) else "dft"]
     qs = re.search(r"^\s*&QS\b.*$", text, flags=re.I | re.M)
     if qs:
-        return f"{text[: qs.end()]}\n      {LABEL_GUESS}{text[qs.end() :]}"
+        return f"{text[: qs.end()]}\n      {guess}{text[qs.end() :]}"
     dft = re.search(r"^\s*&DFT\b.*$", text, flags=re.I | re.M)
     if dft:
-        return f"{text[: dft.end()]}\n    &QS\n      {LABEL_GUESS}\n    &END QS{text[dft.end() :]}"
+        return f"{text[: dft.end()]}\n    &QS\n      {guess}\n    &END QS{text[dft.end() :]}"
     return text  # no Quickstep: no wavefunction to guess
 
 
@@ -49,11 +52,11 @@ class ShellSession:
 
     Successive geometries with the same atoms skip CP2K's start; with
     `trajectory` (consecutive MD steps) CP2K also extrapolates the SCF guess
-    from the previous ones, otherwise from the previous frame's wavefunction
-    alone (`LABEL_GUESS`). ASE's `Cp2kShell` speaks the protocol; we drive it ourselves
-    (not ASE's CP2K calculator) so that energy and forces come in atomic units
-    and convert exactly as in fresh-process mode, and so that the output can be
-    checked for SCF convergence, which the shell protocol does not report.
+    from the previous ones, otherwise the guess follows `LABEL_GUESS`. ASE's
+    `Cp2kShell` speaks the protocol; we drive it ourselves (not ASE's CP2K
+    calculator) so that energy and forces come in atomic units and convert
+    exactly as in fresh-process mode, and so that the output can be checked
+    for SCF convergence, which the shell protocol does not report.
     """
 
     def __init__(

@@ -102,6 +102,11 @@ STRESS_PRINT = "    &STRESS_TENSOR ON\n    &END STRESS_TENSOR\n"
 POISSON_NONE = "    &POISSON\n      PERIODIC NONE\n      PSOLVER MT\n    &END POISSON"
 
 
+def semi_empirical(template: str) -> bool:
+    """Whether the template's Quickstep method is xTB or DFTB (not DFT)."""
+    return bool(re.search(r"METHOD\s+(XTB|DFTB)", template.upper()))
+
+
 def wants_stress(atoms: Atoms, stress: bool) -> bool:
     return stress and bool(atoms.pbc.all())
 
@@ -113,7 +118,7 @@ def write_input(template: str, atoms: Atoms, project: str = "psiflow", stress: b
     periodic in all directions.
     """
     upper = template.upper()
-    if not atoms.pbc.any() and "&POISSON" not in upper and not re.search(r"METHOD\s+(XTB|DFTB)", upper):
+    if not atoms.pbc.any() and "&POISSON" not in upper and not semi_empirical(template):
         dft = re.search(r"^\s*&DFT\b.*$", template, flags=re.IGNORECASE | re.MULTILINE)
         if dft:
             template = template[: dft.end()] + "\n" + POISSON_NONE + template[dft.end() :]
