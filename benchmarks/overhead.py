@@ -27,7 +27,7 @@ STAMP = r"\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]?"
 TASK = re.compile(STAMP + r".*\(([0-9.]+) s\); \d+ of \d+ (?:single points|walkers) done")
 TRAIN = re.compile(STAMP + r".*TRAIN RUN (START|END)")
 MD_STEPS = re.compile(STAMP + r".* of \d+ MD steps done")
-ANY = re.compile("^" + STAMP)
+ANY = re.compile("^" + STAMP, flags=re.M)
 
 
 def seconds(stamp: str) -> float:
@@ -60,7 +60,7 @@ def jobs(run: Path) -> pd.DataFrame:
         rule, name = tsv.parent.name, tsv.stem
         log = run / paths.log_file(rule, name)
         text = log.read_text(errors="replace") if log.exists() else ""
-        stamps = [seconds(line) for line in re.findall("^" + STAMP, text, flags=re.M)]
+        stamps = [seconds(stamp) for stamp in ANY.findall(text)]
         wall = float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])
         end = max(stamps) if stamps else float("nan")
         science = science_of(text)

@@ -257,8 +257,9 @@ def run_walkers(tasks: list[WalkerTask]) -> list[WalkerResult]:
         from psiflow_pipeline.batched import run_walker_batch
 
         results = run_walker_batch(tasks)
+    seconds = time.perf_counter() - start
     for result in results:
-        result.seconds = time.perf_counter() - start
+        result.seconds = seconds
     return results
 
 

@@ -18,7 +18,7 @@ from psiflow_pipeline.bootstrap import rattled_frames
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.process import single_point
 from psiflow_pipeline.cp2k.shell import persistent_single_point
-from psiflow_pipeline.cp2k.template import check_template, write_input
+from psiflow_pipeline.cp2k.template import LABEL_GUESS, check_template, label_guess_input, write_input
 from psiflow_pipeline.data import Frames, read_h5
 from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.labeling import LabelCache, label
@@ -67,8 +67,6 @@ def test_the_shell_guess_fits_the_method_unless_the_template_chooses(trajectory,
     replaces CP2K's MD extrapolation (ASPC) by the previous frame's
     wavefunction for DFT and the atomic guess for xTB, wherever the template
     leaves it open, and CP2K accepts it."""
-    from psiflow_pipeline.cp2k.shell import LABEL_GUESS, label_guess_input
-
     pbe = check_template(PBE)
     without_qs = re.sub(r"\n\s*&QS\n.*?&END QS", "", pbe, flags=re.S)
     assert "&QS" not in without_qs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import re
 import shlex
 import shutil
 import tempfile
@@ -17,34 +16,8 @@ from ase.units import Bohr, Hartree
 
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import SinglePoint, abort_message
-from psiflow_pipeline.cp2k.template import cp2k_geometry, semi_empirical, wants_stress, write_input
+from psiflow_pipeline.cp2k.template import cp2k_geometry, label_guess_input, wants_stress, write_input
 from psiflow_pipeline.data import Status
-
-# CP2K's default guess for the next geometry (ASPC extrapolation) assumes
-# consecutive, equally spaced steps of one MD trajectory. A label job's frames
-# are not: they come from several walkers, tens to thousands of steps apart,
-# and on the default job's frames ASPC cost up to 6x the SCF steps of the
-# atomic guess. Unless the template chooses an EXTRAPOLATION itself: DFT starts
-# from the previous frame's wavefunction (PBE-D3, nearby frames: 12-13 OT steps
-# against 36-51 from the atomic guess); xTB and DFTB, which converge from the
-# atomic guess in about 10 steps, start every frame from it (on the default
-# job's frames 1.3x the throughput of the previous wavefunction, which a far
-# frame makes a poor guess). docs/benchmarks.md, "Labeling throughput".
-LABEL_GUESS = {"dft": "EXTRAPOLATION USE_PREV_WF", "semi-empirical": "EXTRAPOLATION USE_GUESS"}
-
-
-def label_guess_input(text: str) -> str:
-    """`text` with the LABEL_GUESS of its method in its &QS section, unless it sets an extrapolation."""
-    if re.search(r"^\s*EXTRAPOLATION\b", text, flags=re.I | re.M):
-        return text
-    guess = LABEL_GUESS["semi-empirical" if semi_empirical(text) else "dft"]
-    qs = re.search(r"^\s*&QS\b.*$", text, flags=re.I | re.M)
-    if qs:
-        return f"{text[: qs.end()]}\n      {guess}{text[qs.end() :]}"
-    dft = re.search(r"^\s*&DFT\b.*$", text, flags=re.I | re.M)
-    if dft:
-        return f"{text[: dft.end()]}\n    &QS\n      {guess}\n    &END QS{text[dft.end() :]}"
-    return text  # no Quickstep: no wavefunction to guess
 
 
 class ShellSession:

@@ -102,6 +102,11 @@ STRESS_PRINT = "    &STRESS_TENSOR ON\n    &END STRESS_TENSOR\n"
 POISSON_NONE = "    &POISSON\n      PERIODIC NONE\n      PSOLVER MT\n    &END POISSON"
 
 
+def opening(text: str, section: str) -> re.Match | None:
+    """The line that opens `&section` in a CP2K input (the first one), or None."""
+    return re.search(rf"^\s*&{section}\b.*$", text, flags=re.IGNORECASE | re.MULTILINE)
+
+
 def semi_empirical(template: str) -> bool:
     """Whether the template's Quickstep method is xTB or DFTB (not DFT)."""
     return bool(re.search(r"METHOD\s+(XTB|DFTB)", template.upper()))
@@ -119,12 +124,12 @@ def write_input(template: str, atoms: Atoms, project: str = "psiflow", stress: b
     """
     upper = template.upper()
     if not atoms.pbc.any() and "&POISSON" not in upper and not semi_empirical(template):
-        dft = re.search(r"^\s*&DFT\b.*$", template, flags=re.IGNORECASE | re.MULTILINE)
+        dft = opening(template, "DFT")
         if dft:
             template = template[: dft.end()] + "\n" + POISSON_NONE + template[dft.end() :]
     end = template.upper().rfind("&END FORCE_EVAL")
     subsys = _subsys(atoms)
-    match = re.search(r"^\s*&SUBSYS\b.*$", template, flags=re.IGNORECASE | re.MULTILINE)
+    match = opening(template, "SUBSYS")
     if match:  # keep the template's &KIND sections; add cell and coordinates inside its &SUBSYS
         inner = subsys.split("\n")[1:-1]
         body = template[: match.end()] + "\n" + "\n".join(inner) + template[match.end() : end]
@@ -133,10 +138,37 @@ def write_input(template: str, atoms: Atoms, project: str = "psiflow", stress: b
     global_section = f"&GLOBAL\n  PROJECT {project}\n  PRINT_LEVEL LOW\n  RUN_TYPE ENERGY_FORCE\n&END GLOBAL\n"
     printing = FORCE_PRINT
     if wants_stress(atoms, stress):
-        opening = re.search(r"^\s*&FORCE_EVAL\b.*$", body, flags=re.IGNORECASE | re.MULTILINE)
-        body = body[: opening.end()] + "\n  STRESS_TENSOR ANALYTICAL" + body[opening.end() :]
+        force_eval = opening(body, "FORCE_EVAL")
+        body = body[: force_eval.end()] + "\n  STRESS_TENSOR ANALYTICAL" + body[force_eval.end() :]
         printing += STRESS_PRINT
     return global_section + body + "  &PRINT\n" + printing + "  &END PRINT\n" + template[end:]
+
+
+# CP2K's default guess for the next geometry (ASPC extrapolation) assumes
+# consecutive, equally spaced steps of one MD trajectory. A label job's frames
+# are not: they come from several walkers, tens to thousands of steps apart,
+# and on the default job's frames ASPC cost up to 6x the SCF steps of the
+# atomic guess. Unless the template chooses an EXTRAPOLATION itself: DFT starts
+# from the previous frame's wavefunction (PBE-D3, nearby frames: 12-13 OT steps
+# against 36-51 from the atomic guess); xTB and DFTB, which converge from the
+# atomic guess in about 10 steps, start every frame from it (on the default
+# job's frames 1.5x the throughput of the previous wavefunction, which a far
+# frame makes a poor guess). docs/benchmarks.md, "Labeling throughput".
+LABEL_GUESS = {"dft": "EXTRAPOLATION USE_PREV_WF", "semi-empirical": "EXTRAPOLATION USE_GUESS"}
+
+
+def label_guess_input(text: str) -> str:
+    """`text` with the LABEL_GUESS of its method in its &QS section, unless it sets an extrapolation."""
+    if re.search(r"^\s*EXTRAPOLATION\b", text, flags=re.I | re.M):
+        return text
+    guess = LABEL_GUESS["semi-empirical" if semi_empirical(text) else "dft"]
+    qs = opening(text, "QS")
+    if qs:
+        return f"{text[: qs.end()]}\n      {guess}{text[qs.end() :]}"
+    dft = opening(text, "DFT")
+    if dft:
+        return f"{text[: dft.end()]}\n    &QS\n      {guess}\n    &END QS{text[dft.end() :]}"
+    return text  # no Quickstep: no wavefunction to guess
 
 
 def template_elements(template: str) -> set[str]:
