@@ -8,6 +8,9 @@ in one batched task (`walkers.batch`) against each in a task of its own,
 one after another as one worker runs them, and against a bare loop of
 batched forward calls.
 
+Runs on the device the walkers use (`default_device`: the GPU where there is
+one), baselines included.
+
 Uses the packaged models of a finished run (by default the default job's
 last iteration, `make run`); a committee larger than the run's repeats its
 members (the cost is the same). Where the run compiled its final committee,
@@ -32,7 +35,7 @@ from ase.md.velocitydistribution import thermalize_momenta
 
 from psiflow_pipeline import settings as step_settings
 from psiflow_pipeline.config import validate
-from psiflow_pipeline.models.committee import load_calculator
+from psiflow_pipeline.models.committee import default_device, load_calculator
 from psiflow_pipeline.sampling import WalkerTask, run_walker, run_walkers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +49,7 @@ def systems() -> dict:
 
 
 def forward_rate(model, atoms, steps) -> float:
-    calc = load_calculator(model, "cpu")
+    calc = load_calculator(model, default_device())
     rng = np.random.default_rng(0)
     calc.calculate(atoms, ["energy", "forces"], all_changes)  # warm-up
     start = time.perf_counter()
@@ -59,7 +62,7 @@ def forward_rate(model, atoms, steps) -> float:
 
 def ase_rate(model, atoms, steps) -> float:
     atoms = atoms.copy()
-    atoms.calc = load_calculator(model, "cpu")
+    atoms.calc = load_calculator(model, default_device())
     thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     dynamics = Langevin(atoms, timestep=0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False)
     dynamics.run(5)  # warm-up
@@ -107,13 +110,16 @@ def batch_rates(models, atoms, count, steps, threads, stride) -> tuple[float, fl
         start = time.perf_counter()
         run_walkers(tasks)
         batched = count * steps / (time.perf_counter() - start)
-    calc = load_calculator(models[0], "cpu", batched=True)
-    state = ts.initialize_state([atoms] * count, device=torch.device("cpu"), dtype=torch.float64)
+    device = torch.device(default_device())
+    calc = load_calculator(models[0], device.type, batched=True)
+    state = ts.initialize_state([atoms] * count, device=device, dtype=torch.float64)
     calc(state)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
         state.positions = state.positions + 1e-4
         calc(state)
+    if device.type == "cuda":  # the results stay on the GPU: wait for the last call
+        torch.cuda.synchronize()
     forward = count * steps / (time.perf_counter() - start)
     return alone, batched, forward
 
@@ -134,7 +140,8 @@ def main():
     if not members:
         sys.exit(f"no models in {folder}: run the pipeline first (make run)")
     committee = [members[m % len(members)] for m in range(args.committee)]
-    print(f"eager NequIP package {members[0]}, {args.steps} steps, {args.threads} threads, stride {args.stride}")
+    print(f"eager NequIP package {members[0]}, on {default_device()}, {args.steps} steps, {args.threads} threads, "
+          f"stride {args.stride}")  # fmt: skip
     print(f"{'system':9s} {'forward calls/s':>16s} {'ASE Langevin':>13s} {'walker (1 model)':>17s} "
           f"{'walker/forward':>15s} {'walker/ASE':>11s} {'mean of ' + str(args.committee):>11s} "
           f"{'one member':>11s} {'cost: mean':>11s} {'cost: member':>13s}")  # fmt: skip

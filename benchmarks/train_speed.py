@@ -8,6 +8,7 @@ Uses the dataset and committee of a finished run (by default the default job,
 iteration N-1.
 
     .venv/bin/python benchmarks/train_speed.py [--results results] [--iteration 3] [--epochs 30] [--repeats 3]
+        [--accelerator cpu|gpu|auto]
 """
 
 import argparse
@@ -32,6 +33,13 @@ from psiflow_pipeline.models.training_config import MONITORED_METRIC, training_c
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_quiet(command: list[str], **kwargs) -> None:
+    """Run a command, showing its output only where it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if done.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+
+
 def validation_curve(training_dir: Path) -> list[float]:
     table = pd.read_csv(training_dir / "metrics/version_0/metrics.csv")
     return table[table[MONITORED_METRIC].notna()]["val0_epoch/forces_mae"].tolist()
@@ -44,6 +52,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="plain and psiflow runs, alternated; medians shown")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning's accelerator for every variant")
     args = parser.parse_args()
     results = Path(args.results)
     dataset = results / f"iter_{args.iteration}/dataset.h5"
@@ -64,24 +73,31 @@ def main():
         train, valid = split(frames, model["valid_fraction"])
         write_extxyz(train, scratch / "train.xyz")
         write_extxyz(valid, scratch / "valid.xyz")
-        config = training_config(str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42)
+        config = training_config(
+            str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42, args.accelerator
+        )
         plain = scratch / "plain"
 
+        # `python -m` runs what the console scripts run, also in an environment without them
         def run_plain():
             shutil.rmtree(plain, ignore_errors=True)
             plain.mkdir()
             (plain / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            subprocess.run(
-                [str(Path(sys.executable).parent / "nequip-train"), "-cp", str(plain), "-cn", "config",
+            run_quiet(
+                [sys.executable, "-m", "nequip.scripts.train", "-cp", str(plain), "-cn", "config",
                  f"hydra.run.dir={plain}"],
-                cwd=plain, env=env, check=True, capture_output=True,
+                cwd=plain, env=env,
             )  # fmt: skip
 
         def run_psiflow(folder, warm):
-            train_on_dataset(
-                dataset, folder / "training", folder / "model.nequip.zip", model, seed=42, accelerator="cpu",
-                threads=args.threads, log_path=scratch / "train.log", warm_start_from=warm,
-            )  # fmt: skip
+            try:
+                train_on_dataset(
+                    dataset, folder / "training", folder / "model.nequip.zip", model, seed=42,
+                    accelerator=args.accelerator, threads=args.threads, log_path=scratch / "train.log",
+                    warm_start_from=warm,
+                )  # fmt: skip
+            except subprocess.CalledProcessError:
+                sys.exit(f"psiflow train failed:\n{(scratch / 'train.log').read_text()[-3000:]}")
 
         # alternated, so that the machine's drifts fall on both
         for _ in range(args.repeats):
@@ -93,10 +109,10 @@ def main():
                 run()
                 times[name].append(time.perf_counter() - start)
             start = time.perf_counter()
-            subprocess.run(
-                [str(Path(sys.executable).parent / "nequip-package"), "build", str(plain / "best.ckpt"),
+            run_quiet(
+                [sys.executable, "-m", "nequip.scripts.package", "build", str(plain / "best.ckpt"),
                  str(scratch / "plain.nequip.zip")],
-                env=env, check=True, capture_output=True,
+                env=env,
             )  # fmt: skip
             packaging.append(time.perf_counter() - start)
         scratch_curve = validation_curve(plain)
@@ -108,7 +124,8 @@ def main():
     per_epoch = times["plain nequip-train"] / args.epochs
     target = scratch_curve[-1]
     reached = next((k + 1 for k, error in enumerate(warm_curve) if error <= target), None)
-    print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads, medians of {args.repeats} runs")
+    print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads, accelerator {args.accelerator}, "
+          f"medians of {args.repeats} runs")  # fmt: skip
     print(f"{'variant':34s} {'seconds':>8s} {'vs plain':>9s}")
     for name, seconds in times.items():
         print(f"{name:34s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x")
