@@ -124,7 +124,8 @@ def production_md(atoms: Atoms, committee, settings: dict, trust_hi: float, seed
         run.temperatures.append(atoms.get_temperature())
         run.deviations.append(assessed.get("deviation", np.nan))
         run.densities.append(density(atoms) if atoms.pbc.all() else np.nan)
-        if progress.done == 0 or done - progress.done >= PROGRESS_EVERY * settings["steps"]:
+        last = reason or done == settings["steps"]  # the run's end is logged too: where the MD stopped
+        if progress.done == 0 or last or done - progress.done >= PROGRESS_EVERY * settings["steps"]:
             state = f"{time_ps:.2f} ps: {run.temperatures[-1]:.0f} K, committee deviation {run.deviations[-1]:.3f} eV/Å"
             progress.finished(state, count=done - progress.done)
         if reason:

@@ -457,3 +457,21 @@ def test_a_production_run_following_one_member_records_the_committee_deviation_o
     for frame, deviation in zip(run.frames, run.deviations):
         energies, forces = Committee(members).predict(frame)
         assert deviation == pytest.approx(uncertainty(energies, forces)[0], rel=1e-12) and deviation > 0
+
+
+def test_a_production_run_logs_its_last_step(caplog):
+    """The overhead benchmark counts the validation MD from its first to its
+    last progress line: the end must be logged, not only every 5 %."""
+    from psiflow_pipeline.models.committee import Committee
+    from psiflow_pipeline.validation import production_md
+
+    settings = {
+        "ensemble": "nvt", "thermostat": "langevin", "temperature": 300, "timestep": 1.0, "friction": 0.01,
+        "tdamp": 100.0, "steps": 410, "stride": 10,
+        "min_distance": 0.5, "max_force": 100.0, "max_temperature_factor": 10.0, "max_volume_change": 0.5,
+    }  # fmt: skip
+    with caplog.at_level("INFO", logger="psiflow"):
+        production_md(bulk("Cu", cubic=True), Committee([Counted(1.0)]), settings, trust_hi=10.0, seed=3)
+    lines = [record.getMessage() for record in caplog.records if "MD steps done" in record.getMessage()]
+    assert len(lines) < 41  # every 5 % (20.5 steps), not every saved frame
+    assert lines[-1].startswith("0.41 ps:") and lines[-1].endswith("410 of 410 MD steps done")
