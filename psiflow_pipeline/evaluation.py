@@ -30,26 +30,20 @@ METRIC_COLUMNS = [
 
 
 def predict(frames: Frames, committee) -> dict:
-    """The committee's mean energy per atom (per frame), mean forces (per atom),
-    mean stress (per frame, eV/Å³; NaN without a periodic cell) and
-    disagreement (per frame)."""
-    energy, forces, stress, deviation, energy_deviation = [], [], [], [], []
-    for k in range(len(frames)):
-        atoms = frames.to_atoms(k)
-        member_energies, member_forces = committee.predict(atoms)
-        member_stresses = committee.stresses(atoms)
-        energy.append(member_energies.mean() / len(atoms))
-        forces.append(member_forces.mean(axis=0))
-        stress.append(member_stresses.mean(axis=0) if member_stresses is not None else np.full((3, 3), np.nan))
-        spread = uncertainty(member_energies, member_forces)
-        deviation.append(spread[0])
-        energy_deviation.append(spread[1])
+    """The committee's (a `BatchedCommittee`) mean energy per atom (per
+    frame), mean forces (per atom), mean stress (per frame, eV/Å³; NaN
+    without a periodic cell) and disagreement (per frame)."""
+    images = [frames.to_atoms(k) for k in range(len(frames))]
+    energies, forces, stresses = committee.predict_many(images)
+    spread = [
+        uncertainty(energies[:, k], forces[:, frames.offsets[k] : frames.offsets[k + 1]]) for k in range(len(frames))
+    ]
     return {
-        "energy_per_atom": np.array(energy),
-        "forces": np.concatenate(forces) if forces else np.zeros((0, 3)),
-        "stress": np.array(stress).reshape(-1, 3, 3),
-        "deviation": np.array(deviation),
-        "energy_deviation": np.array(energy_deviation),
+        "energy_per_atom": energies.mean(axis=0) / np.diff(frames.offsets),
+        "forces": forces.mean(axis=0),
+        "stress": stresses.mean(axis=0),
+        "deviation": np.array([deviation for deviation, _ in spread]),
+        "energy_deviation": np.array([energy_deviation for _, energy_deviation in spread]),
     }
 
 

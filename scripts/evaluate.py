@@ -7,7 +7,7 @@ import pandas as pd
 from psiflow_pipeline.data import Frames, read_extxyz, read_h5
 from psiflow_pipeline.evaluation import evaluate_iteration
 from psiflow_pipeline.logs import rule_log
-from psiflow_pipeline.models.committee import Committee
+from psiflow_pipeline.models.committee import BatchedCommittee
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -20,8 +20,8 @@ with rule_log(snakemake.log[0]) as log:
         int(snakemake.wildcards.i),
         read_h5(inputs.dataset),
         read_h5(inputs.labeled),
-        Committee.from_files(inputs.models),
-        Committee.from_files(inputs.previous_models) if "previous_models" in inputs.keys() else None,
+        BatchedCommittee.from_files(inputs.models),
+        BatchedCommittee.from_files(inputs.previous_models) if "previous_models" in inputs.keys() else None,
         Frames.concatenate([read_extxyz(path) for path in inputs.test_set]) if inputs.test_set else None,
         snakemake.params.settings["valid_fraction"],
         dict(pd.read_csv(inputs.isolated[0]).set_index("element").energy) if inputs.isolated else None,

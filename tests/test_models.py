@@ -11,7 +11,7 @@ from conftest import PIPELINE_ITERATIONS, tiny_config
 from psiflow_pipeline.config import validate
 from psiflow_pipeline.data import read_extxyz, read_h5
 from psiflow_pipeline.evaluation import errors
-from psiflow_pipeline.models.committee import Committee
+from psiflow_pipeline.models.committee import BatchedCommittee, Committee
 from psiflow_pipeline.models.training import train_on_dataset
 from psiflow_pipeline.models.training_config import MONITORED_METRIC, merge, training_config
 
@@ -28,9 +28,40 @@ def test_member_reproduces_its_validation_metrics(pipeline_run):
     validation = lightning_metrics(member)
     best = validation.loc[validation[MONITORED_METRIC].idxmin()]
     frames = read_extxyz(member / "data/valid.xyz")
-    ours = errors(frames, Committee.from_files([member / "model.nequip.zip"]))
+    ours = errors(frames, BatchedCommittee.from_files([member / "model.nequip.zip"]))
     assert ours["force_mae"] == pytest.approx(best["val0_epoch/forces_mae"], rel=1e-4)
     assert ours["energy_mae_per_atom"] == pytest.approx(best["val0_epoch/per_atom_energy_mae"], rel=1e-3, abs=1e-6)
+
+
+def test_a_batched_committee_predicts_as_the_members_one_structure_at_a_time(pipeline_run):
+    """Evaluation scores frames in batches: the same energies, forces and
+    stresses as each member's ASE calculator, frame by frame, across batches
+    of mixed sizes and periodicities."""
+    from ase import Atoms
+
+    model = pipeline_run / "results/summary/model"
+    paths = [model / "member_0.nequip.zip", model / "member_1.nequip.zip"]
+    frames = read_h5(pipeline_run / f"results/iter_{PIPELINE_ITERATIONS}/dataset.h5")
+    water = frames.to_atoms(0)
+    molecule = Atoms(water[:3], pbc=False)  # a molecule in vacuum: no cell, no stress
+    images = [frames.to_atoms(k) for k in range(4)] + [molecule, molecule, water[:12]]
+    batched = BatchedCommittee.from_files(paths)
+    batched.max_atoms = 2 * len(water)  # several batches
+    assert batched.batches(images) == [[0, 1], [2, 3], [4, 5], [6]]
+    energies, forces, stresses = batched.predict_many(images)
+    one_by_one = Committee.from_files(paths)
+    start = 0
+    for k, atoms in enumerate(images):
+        member_energies, member_forces = one_by_one.predict(atoms)
+        np.testing.assert_allclose(energies[:, k], member_energies, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(forces[:, start : start + len(atoms)], member_forces, rtol=0, atol=1e-5)
+        start += len(atoms)
+        member_stresses = one_by_one.stresses(atoms)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(stresses[:, k], member_stresses, rtol=0, atol=1e-6)
+        else:
+            assert member_stresses is None and np.isnan(stresses[:, k]).all()
+    assert start == len(forces[0])
 
 
 def test_compiled_model_predicts_as_the_package(pipeline_run):
@@ -71,7 +102,7 @@ def test_bootstrap_resample_gives_each_member_its_own_training_set(trained):
 
 def test_uncertainty_ranks_training_frames_below_rattled_ones(trained, pipeline_run):
     workdir, _ = trained
-    committee = Committee.from_files([workdir / "m0/model.nequip.zip", workdir / "m1/model.nequip.zip"])
+    committee = BatchedCommittee.from_files([workdir / "m0/model.nequip.zip", workdir / "m1/model.nequip.zip"])
     known = read_h5(pipeline_run / "results/iter_1/dataset.h5")
     rattled = known.take(np.arange(len(known)))
     rng = np.random.default_rng(0)

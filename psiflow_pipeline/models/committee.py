@@ -127,3 +127,57 @@ class Committee(Calculator):
         energies, forces = self.predict(self.atoms, reuse=self.propagator)
         deviation, energy_deviation = uncertainty(energies, forces)
         return dict(self.results, deviation=deviation, energy_deviation=energy_deviation)
+
+
+class BatchedCommittee:
+    """Several models scoring many structures: each member evaluates a batch
+    of structures in one forward pass (torch-sim's NequIP model), for
+    evaluation rather than dynamics (the walkers' `Committee`)."""
+
+    def __init__(self, members, max_atoms: int = 4096):
+        self.members, self.max_atoms = list(members), max_atoms
+
+    @classmethod
+    def from_files(cls, paths, device: str | None = None) -> BatchedCommittee:
+        return cls([load_calculator(p, device, batched=True) for p in paths])
+
+    def batches(self, images: list) -> list[list[int]]:
+        """Consecutive structures of one periodicity, up to `max_atoms` atoms a batch."""
+        batches = []
+        for k, atoms in enumerate(images):
+            last = batches[-1] if batches else None
+            if (
+                last is None
+                or tuple(images[last[0]].pbc) != tuple(atoms.pbc)
+                or sum(len(images[j]) for j in last) + len(atoms) > self.max_atoms
+            ):
+                batches.append([k])
+            else:
+                last.append(k)
+        return batches
+
+    def predict_many(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-member energies (members, structures), forces (members, atoms of
+        all structures in order, 3) and stresses (members, structures, 3, 3;
+        eV/Å³, ASE's sign convention; NaN where a cell is not periodic in all
+        directions)."""
+        import torch
+        import torch_sim as ts
+
+        members = len(self.members)
+        energies = np.zeros((members, len(images)))
+        forces = np.zeros((members, sum(len(atoms) for atoms in images), 3))
+        stresses = np.full((members, len(images), 3, 3), np.nan)
+        offsets = np.concatenate([[0], np.cumsum([len(atoms) for atoms in images])])
+        for batch in self.batches(images):
+            state = ts.initialize_state([images[k] for k in batch], device=self.members[0].device, dtype=torch.float64)
+            periodic = bool(images[batch[0]].pbc.all())
+            atoms_of_batch = slice(offsets[batch[0]], offsets[batch[-1] + 1])
+            for m, member in enumerate(self.members):
+                member.compute_stress = periodic
+                out = member(state)
+                energies[m, batch] = out["energy"].detach().cpu().numpy()
+                forces[m, atoms_of_batch] = out["forces"].detach().cpu().numpy()
+                if periodic:
+                    stresses[m, batch] = out["stress"].detach().cpu().numpy()
+        return energies, forces, stresses
