@@ -103,7 +103,7 @@ def run_walker_batch(tasks: list) -> list:
     settings = first.settings
     torch.set_num_threads(first.threads)
     device = default_device()
-    members = [shared_calculator(path, device, batched=True) for path in first.model_paths]
+    members = [shared_calculator(path, batched=True) for path in first.model_paths]
     follows = propagator(first.walker, settings, len(first.model_paths))
     model = CommitteeMean(members) if follows is None else members[follows]
 

@@ -112,7 +112,7 @@ class WalkerResult:
     final: Frames  # the state the walker continues from next iteration
     bias: dict  # the PLUMED bias files at the end
     colvar: str  # the COLVAR text of this iteration
-    seconds: float = 0.0  # the task's time: loading the models, the MD, the checks
+    seconds: float = 0.0  # the task's MD and checks (its models are loaded before the clock starts)
 
 
 def run_walker(task: WalkerTask) -> WalkerResult:
@@ -249,7 +249,12 @@ class WalkerRecord:
 
 def run_walkers(tasks: list[WalkerTask]) -> list[WalkerResult]:
     """The walkers of one Parsl task: one on its own, or several advanced
-    together (`psiflow_pipeline.batched`)."""
+    together (`psiflow_pipeline.batched`). Each result's `seconds` is the
+    walkers' MD: the models, loaded once per worker, are loaded first."""
+    from psiflow_pipeline.models.committee import shared_calculator
+
+    for path in tasks[0].model_paths:
+        shared_calculator(path, batched=len(tasks) > 1)
     start = time.perf_counter()
     if len(tasks) == 1:
         results = [run_walker(tasks[0])]
