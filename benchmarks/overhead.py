@@ -54,6 +54,31 @@ def union_length(intervals) -> float:
     return total
 
 
+def gaps(intervals, start: float, end: float) -> list[tuple[float, float]]:
+    """The stretches of [start, end] that no interval covers."""
+    found, reached = [], start
+    for a, b in sorted(intervals):
+        if a > reached:
+            found.append((reached, min(a, end)))
+        reached = max(reached, b)
+    if end > reached:
+        found.append((reached, end))
+    return [(a, b) for a, b in found if b > a]
+
+
+def idle_by_rules(table: pd.DataFrame, idle: list[tuple[float, float]]) -> pd.Series:
+    """Seconds of `idle` by the set of rules whose jobs were running then
+    ("none" when no job was): where the run waited on something other than science."""
+    seconds = {}
+    for a, b in idle:
+        marks = sorted({a, b, *(t for t in (*table.start, *table.end) if a < t < b)})
+        for x, y in zip(marks, marks[1:]):
+            running = table[(table.start < y) & (table.end > x)]
+            key = " + ".join(sorted(set(running.rule))) or "none"
+            seconds[key] = seconds.get(key, 0.0) + y - x
+    return pd.Series(seconds).sort_values(ascending=False)
+
+
 def jobs(run: Path) -> pd.DataFrame:
     rows = []
     for tsv in sorted((run / paths.LOGS / "benchmarks").glob("*/*.tsv")):
@@ -103,6 +128,9 @@ def main():
     print(f"wall time of the run            {wall:8.1f} s")
     print(f"no job running (Snakemake)      {wall - in_jobs:8.1f} s  {100 * (wall - in_jobs) / wall:5.1f} %")
     print(f"no science running (overhead)   {wall - science:8.1f} s  {100 * (wall - science) / wall:5.1f} %")
+    idle = gaps([i for intervals in table.intervals for i in intervals], start, end)
+    print("no science running, by the rules whose jobs ran then (s):")
+    print(idle_by_rules(table, idle).round(1).to_string())
 
 
 if __name__ == "__main__":
