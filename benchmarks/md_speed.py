@@ -49,7 +49,7 @@ def systems() -> dict:
 
 
 def forward_rate(model, atoms, steps) -> float:
-    calc = load_calculator(model, default_device())
+    calc = load_calculator(model)
     rng = np.random.default_rng(0)
     calc.calculate(atoms, ["energy", "forces"], all_changes)  # warm-up
     start = time.perf_counter()
@@ -62,7 +62,7 @@ def forward_rate(model, atoms, steps) -> float:
 
 def ase_rate(model, atoms, steps) -> float:
     atoms = atoms.copy()
-    atoms.calc = load_calculator(model, default_device())
+    atoms.calc = load_calculator(model)
     thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     dynamics = Langevin(atoms, timestep=0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs, fixcm=False)
     dynamics.run(5)  # warm-up
@@ -110,8 +110,8 @@ def batch_rates(models, atoms, count, steps, threads, stride) -> tuple[float, fl
         start = time.perf_counter()
         run_walkers(tasks)
         batched = count * steps / (time.perf_counter() - start)
-    device = torch.device(default_device())
-    calc = load_calculator(models[0], device.type, batched=True)
+    calc = load_calculator(models[0], batched=True)
+    device = calc.device
     state = ts.initialize_state([atoms] * count, device=device, dtype=torch.float64)
     calc(state)  # warm-up
     start = time.perf_counter()

@@ -45,15 +45,6 @@ def science_of(text: str) -> list[tuple[float, float]]:
     return intervals
 
 
-def union_length(intervals) -> float:
-    total, end = 0.0, float("-inf")
-    for a, b in sorted(intervals):
-        if b > end:
-            total += b - max(a, end)
-            end = b
-    return total
-
-
 def gaps(intervals, start: float, end: float) -> list[tuple[float, float]]:
     """The stretches of [start, end] that no interval covers."""
     found, reached = [], start
@@ -64,6 +55,18 @@ def gaps(intervals, start: float, end: float) -> list[tuple[float, float]]:
     if end > reached:
         found.append((reached, end))
     return [(a, b) for a, b in found if b > a]
+
+
+def idle_length(intervals, start: float, end: float) -> float:
+    return sum(b - a for a, b in gaps(intervals, start, end))
+
+
+def union_length(intervals) -> float:
+    intervals = list(intervals)
+    if not intervals:
+        return 0.0
+    start, end = min(a for a, _ in intervals), max(b for _, b in intervals)
+    return end - start - idle_length(intervals, start, end)
 
 
 def idle_by_rules(table: pd.DataFrame, idle: list[tuple[float, float]]) -> pd.Series:
@@ -119,16 +122,17 @@ def main():
     table = jobs(args.run)
     table = table[(table.start >= start - 60) & (table.end <= end + 60)]  # this run's jobs only
     wall = end - start
-    science = union_length([i for intervals in table.intervals for i in intervals])
-    in_jobs = union_length(zip(table.start, table.end))
+    science = [i for intervals in table.intervals for i in intervals]
+    idle = gaps(science, start, end)
+    no_job = idle_length(zip(table.start, table.end), start, end)
+    no_science = sum(b - a for a, b in idle)
     per_rule = table.groupby("rule")[["wall", "science"]].sum().assign(jobs=table.groupby("rule").size())
     per_rule["other"] = per_rule.wall - per_rule.science
     print(f"run {log.name}: {len(table)} jobs")
     print(per_rule[["jobs", "wall", "science", "other"]].round(1).sort_values("wall", ascending=False).to_string())
     print(f"wall time of the run            {wall:8.1f} s")
-    print(f"no job running (Snakemake)      {wall - in_jobs:8.1f} s  {100 * (wall - in_jobs) / wall:5.1f} %")
-    print(f"no science running (overhead)   {wall - science:8.1f} s  {100 * (wall - science) / wall:5.1f} %")
-    idle = gaps([i for intervals in table.intervals for i in intervals], start, end)
+    print(f"no job running (Snakemake)      {no_job:8.1f} s  {100 * no_job / wall:5.1f} %")
+    print(f"no science running (overhead)   {no_science:8.1f} s  {100 * no_science / wall:5.1f} %")
     print("no science running, by the rules whose jobs ran then (s):")
     print(idle_by_rules(table, idle).round(1).to_string())
 

@@ -165,10 +165,10 @@ class BatchedCommittee:
         import torch_sim as ts
 
         members = len(self.members)
+        offsets = np.concatenate([[0], np.cumsum([len(atoms) for atoms in images])]).astype(int)
         energies = np.zeros((members, len(images)))
-        forces = np.zeros((members, sum(len(atoms) for atoms in images), 3))
+        forces = np.zeros((members, offsets[-1], 3))
         stresses = np.full((members, len(images), 3, 3), np.nan)
-        offsets = np.concatenate([[0], np.cumsum([len(atoms) for atoms in images])])
         for batch in self.batches(images):
             state = ts.initialize_state([images[k] for k in batch], device=self.members[0].device, dtype=torch.float64)
             periodic = bool(images[batch[0]].pbc.all())
