@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 WATER_8 = REPO / "resources" / "structures" / "water_8.xyz"
 XTB = REPO / "resources" / "cp2k" / "xtb.inp"
+XTB_VACUUM = REPO / "resources" / "cp2k" / "xtb_vacuum.inp"  # molecules in vacuum
 
 
 def tiny_config(**overrides) -> dict:
@@ -40,13 +41,13 @@ def write_config(workdir: Path, config: dict) -> Path:
 SCF_FORCE_TOLERANCE, SCF_ENERGY_TOLERANCE, SCF_STRESS_TOLERANCE = 3e-4, 1e-6, 2e-6
 
 
-def direct_cp2k(atoms, workdir: Path, stress: bool = False):
-    """A plain cp2k.psmp run of `atoms` with the xTB template, outside psiflow's
-    runners: the parsed result and the output text."""
+def direct_cp2k(atoms, workdir: Path, stress: bool = False, template: Path = XTB):
+    """A plain cp2k.psmp run of `atoms` with a CP2K template (the xTB one unless
+    told), outside psiflow's runners: the parsed result and the output text."""
     from psiflow_pipeline.cp2k.output import parse_output
     from psiflow_pipeline.cp2k.template import check_template, write_input
 
-    (workdir / "direct.inp").write_text(write_input(check_template(XTB), atoms, stress=stress))
+    (workdir / "direct.inp").write_text(write_input(check_template(template), atoms, stress=stress))
     subprocess.run(
         ["cp2k.psmp", "-i", "direct.inp", "-o", "direct.out"],
         cwd=workdir,

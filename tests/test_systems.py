@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, direct_cp2k, snakemake, write_config
+from conftest import REPO, XTB_VACUUM, direct_cp2k, snakemake, write_config
 
 from psiflow_pipeline.data import read_h5
 
@@ -44,7 +44,7 @@ def test_molecule_pipeline_labels_equal_a_direct_cp2k_run(molecule_run, tmp_path
         assert list(labeled.frame["status"]) == ["ok"] * len(labeled), labeled.frame["reason"]
         assert not labeled.frame["pbc"].any()
     atoms = labeled.to_atoms(0)  # a frame the default (persistent) mode labeled in iteration 1
-    direct, _ = direct_cp2k(atoms, tmp_path)
+    direct, _ = direct_cp2k(atoms, tmp_path, template=XTB_VACUUM)
     assert np.abs(labeled.atom["forces"][labeled.atoms_of(0)] - direct.forces).max() < 1e-6
     assert labeled.frame["energy"][0] == pytest.approx(direct.energy, abs=1e-6)
     metrics = pd.read_csv(molecule_run / "results/summary/metrics.csv")
@@ -88,7 +88,7 @@ def test_npt_walkers_of_the_crystal_change_its_volume(crystal_run):
     assert np.ptp(volumes) > 0.01 and set(candidates.frame["walker"]) == {0, 1}
 
 
-@pytest.mark.parametrize("example", ["molecule", "crystal_npt"])
+@pytest.mark.parametrize("example", ["molecule", "crystal_npt", "alanine_dipeptide"])
 def test_example_configs_pass_every_check_as_they_are(example, tmp_path):
     config = yaml.safe_load((REPO / "config" / "examples" / f"{example}.yaml").read_text())
     write_config(tmp_path, config)  # paths as shipped: found among the workflow's files
