@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from ase.io import read
 from ase.units import Bohr, Hartree
-from conftest import REPO, SCF_ENERGY_TOLERANCE, SCF_FORCE_TOLERANCE, SCF_STRESS_TOLERANCE, WATER_8, XTB, direct_cp2k
+from conftest import (
+    REPO,
+    SCF_ENERGY_TOLERANCE,
+    SCF_FORCE_TOLERANCE,
+    SCF_STRESS_TOLERANCE,
+    WATER_8,
+    XTB,
+    XTB_VACUUM,
+    direct_cp2k,
+)
 
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import parse_output
@@ -63,6 +72,18 @@ def test_shipped_test_set_equals_a_direct_cp2k_run(temperature, tmp_path):
         assert np.abs(atoms.get_forces() - direct.forces).max() < SCF_FORCE_TOLERANCE
         assert atoms.get_potential_energy() == pytest.approx(direct.energy, abs=SCF_ENERGY_TOLERANCE)
         assert np.abs(atoms.get_stress(voigt=False) - direct.stress).max() < SCF_STRESS_TOLERANCE
+
+
+def test_alanine_dipeptide_test_set_equals_a_direct_cp2k_run(tmp_path):
+    """The molecule's held-out frames (metadynamics through ASE's PLUMED
+    calculator) carry the reference's own, unbiased labels."""
+    for name in ("alanine_dipeptide_metad_300K_1", "alanine_dipeptide_metad_300K_2"):
+        frames = read(REFERENCE / f"{name}.xyz", index=":")
+        assert len(frames) >= 50 and not frames[0].pbc.any()
+        for atoms in (frames[0], frames[-1]):
+            direct, _ = direct_cp2k(atoms, tmp_path, template=XTB_VACUUM)
+            assert np.abs(atoms.get_forces() - direct.forces).max() < SCF_FORCE_TOLERANCE
+            assert atoms.get_potential_energy() == pytest.approx(direct.energy, abs=SCF_ENERGY_TOLERANCE)
 
 
 def test_single_point_matches_direct_run(direct_run):

@@ -9,7 +9,10 @@ command that made it is in README.md beside it.
 
 Writes the sampled frames (extxyz: energy, forces, stress when asked) and,
 beside them, a .csv with the time series of every step (time, temperature,
-potential energy, volume).
+potential energy, volume). With `--plumed` the MD is biased by that PLUMED
+input (its files go beside the output, named after it); the frames keep the
+unbiased reference energy and forces. A structure without a cell is a
+molecule in vacuum.
 """
 
 from __future__ import annotations
@@ -47,15 +50,18 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=40, help="steps between saved frames")
     parser.add_argument("--stress", action="store_true", help="label the frames with the stress too (npt: always)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads of CP2K")
+    parser.add_argument("--plumed", type=Path, help="PLUMED input biasing the MD (nvt)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
     atoms = read(args.structure)
-    atoms.pbc = True
+    atoms.pbc = atoms.cell.rank == 3  # no cell: a molecule in vacuum
     stress = args.stress or args.ensemble == "npt"
     calculator = Cp2kCalculator(check_template(args.template), Cp2kCommand(omp_threads=args.threads), stress=stress)
     atoms.calc = calculator
+    if args.plumed:
+        atoms.calc = biased(calculator, args, atoms)
     rng = np.random.default_rng(args.seed)
     thermalize_momenta(atoms, args.temperature, rng=rng)
     Stationary(atoms)  # no drift of the centre of mass
@@ -75,29 +81,53 @@ def main(argv=None) -> None:
     def record():
         step = dynamics.nsteps
         series.append(
-            f"{step * args.timestep:.1f},{atoms.get_temperature():.2f},{atoms.get_potential_energy():.8f},"
-            f"{atoms.get_volume():.5f}"
+            f"{step * args.timestep:.1f},{atoms.get_temperature():.2f},{calculator.get_potential_energy(atoms):.8f},"
+            f"{atoms.get_volume() if atoms.pbc.all() else float('nan'):.5f}"
         )
         if step >= args.equilibrate and (step - args.equilibrate) % args.every == 0 and len(saved) < args.frames:
             copy = atoms.copy()
             copy.calc = None
             frame = Frames.from_atoms([copy], status=Status.OK, step=step, temperature=atoms.get_temperature())
-            frame.frame["energy"][0] = atoms.get_potential_energy()
-            frame.atom["forces"][:] = atoms.get_forces()
+            atoms.get_forces()  # the reference's own results (without any bias) are the labels
+            frame.frame["energy"][0] = calculator.results["energy"]
+            frame.atom["forces"][:] = calculator.results["forces"]
             if stress:
                 frame.frame["stress"][0] = atoms.get_stress(voigt=False)
             frame.frame["identifier"][0] = f"{args.out.stem}-{len(saved)}"
             saved.append(frame)
         if step % 100 == 0:
             rate = calculator.calls / (time.perf_counter() - start)
-            print(f"step {step}: T {atoms.get_temperature():.0f} K, V {atoms.get_volume():.1f} Å3, {rate:.2f} calls/s")
+            volume = f", V {atoms.get_volume():.1f} Å3" if atoms.pbc.all() else ""
+            print(f"step {step}: T {atoms.get_temperature():.0f} K{volume}, {rate:.2f} calls/s")
 
     dynamics.attach(record, interval=1)
     total = args.equilibrate + args.every * (args.frames - 1)
     dynamics.run(total)
+    if args.plumed:
+        atoms.calc.plumed.finalize()  # flushes HILLS and COLVAR
     write_extxyz(Frames.concatenate(saved), args.out)
     args.out.with_suffix(".csv").write_text("time_fs,temperature_K,energy_eV,volume_A3\n" + "\n".join(series) + "\n")
     print(f"{len(saved)} frames, {total} steps, {calculator.calls} CP2K calls in {time.perf_counter() - start:.0f} s")
+
+
+def biased(calculator, args, atoms):
+    """`calculator` biased by the PLUMED input, its HILLS and COLVAR beside the
+    output as <out stem>.HILLS and <out stem>.COLVAR."""
+    from ase.calculators.plumed import Plumed
+
+    from psiflow_pipeline.plumed import read_input
+
+    if args.ensemble != "nvt":
+        raise SystemExit("--plumed: only with --ensemble nvt")
+    stem = args.out.with_suffix("")
+    lines = [
+        line.replace("FILE=HILLS", f"FILE={stem}.HILLS").replace("FILE=COLVAR", f"FILE={stem}.COLVAR")
+        for line in read_input(args.plumed)
+    ]
+    return Plumed(
+        calculator, lines, timestep=args.timestep * units.fs, atoms=atoms,
+        kT=units.kB * args.temperature, log=f"{stem}.plumed.log",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
