@@ -1,16 +1,24 @@
-"""Learning efficiency: force RMSE on the shipped test set (an independent
-GFN1-xTB MD of the 32-water box, resources/reference/) against the number of
-labels, for committee, diverse, random and final-state selection at equal
-label budgets and several seeds, on the default system (32 water molecules,
-GFN1-xTB).
+"""Learning efficiency: held-out force RMSE against the number of labels, for
+committee, diverse, random and final-state selection at equal label budgets
+and several seeds, on one of two systems (GFN1-xTB):
 
-Every run is the default config except: 3 iterations, 16 walkers (300-450 K)
-of 100 steps per iteration, a frame saved every 10 steps, no schedules, so
-that every method labels 16 frames per iteration (final-state selection
-takes one frame per walker). The seed changes the bootstrap, the walkers and
-the training.
+- water: the default job's 32-water box; held-out: its shipped test set (an
+  independent NVT MD, resources/reference/). 16 walkers (300-450 K) of 100
+  steps per iteration, a frame saved every 10 steps.
+- alanine_dipeptide: config/examples/alanine_dipeptide.yaml, a molecule in
+  vacuum whose walkers cross torsional barriers only under their
+  metadynamics bias on phi and psi; held-out: its test set (independent
+  metadynamics at the reference level, resources/reference/). 16 walkers
+  at 300 K of 1000 steps per iteration (the example's), a frame saved every
+  20 steps, the bias carried over between iterations.
 
-    .venv/bin/python benchmarks/learning_efficiency.py --seeds 42 43 44 [--methods committee diverse random final]
+Every run is the system's shipped config except: 3 iterations, those
+walkers, no schedules, so that every method labels 16 frames per iteration
+(final-state selection takes one frame per walker). The seed changes the
+bootstrap, the walkers and the training.
+
+    .venv/bin/python benchmarks/learning_efficiency.py --system water --seeds 42 43 44 \
+        [--methods committee diverse random final]
 """
 
 import argparse
@@ -18,20 +26,59 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ase.io import read
 from study import REPO, default_config, run_study, spread_figure
 
+from psiflow_pipeline.config import load
+from psiflow_pipeline.data import read_h5
+
 METHODS = ("committee", "diverse", "random", "final")
-WALKERS, STEPS, STRIDE, ITERATIONS = 16, 100, 10, 3
+ITERATIONS, LABELS_PER_ITERATION = 3, 16
+# per system: its shipped config, and the walkers' steps and stride per iteration
+SYSTEMS = {
+    "water": ("config/config.yaml", 100, 10),
+    "alanine_dipeptide": ("config/examples/alanine_dipeptide.yaml", 1000, 20),
+}
 
 
-def efficiency_config(method: str, seed: int) -> dict:
-    config = default_config(seed)
+# alanine dipeptide's backbone torsion psi (atoms counted from 0: N 6, CA 8, C 14, N 16), as
+# resources/plumed/metad_phi_psi.dat defines it; psi in (-120, 60) degrees (alpha_R and the
+# barrier to it) lies over the psi barrier from the extended start (psi about 180)
+PSI = (6, 8, 14, 16)
+
+
+def over_the_barrier(frames) -> float:
+    """The fraction of alanine dipeptide frames (ASE Atoms) with psi in (-120, 60) degrees."""
+    psi = (np.array([atoms.get_dihedral(*PSI) for atoms in frames]) + 180) % 360 - 180  # ASE: 0-360
+    return float(np.mean((psi > -120) & (psi < 60)))
+
+
+def coverage(workdir: Path, seeds: list[int], methods: list[str]) -> None:
+    """Where the labels lie: the share over the psi barrier of the test set and of each method's labels."""
+    test_set = load(REPO / SYSTEMS["alanine_dipeptide"][0])["evaluation"]["test_set"]
+    frames = [atoms for path in test_set for atoms in read(REPO / path, index=":")]
+    print(
+        f"psi in (-120, 60): test set {over_the_barrier(frames):.2f} of {len(frames)} frames; labels of iterations 1-3:"
+    )
+    for method in methods:
+        shares = []
+        for seed in seeds:
+            labeled = [
+                read_h5(workdir / f"{method}_{seed}/results/iter_{i}/labeled.h5") for i in range(1, ITERATIONS + 1)
+            ]
+            shares.append(over_the_barrier([part.to_atoms(k) for part in labeled for k in range(len(part))]))
+        print(f"  {method}: {' / '.join(f'{share:.2f}' for share in shares)} (seeds {seeds})")
+
+
+def efficiency_config(system: str, method: str, seed: int) -> dict:
+    path, steps, stride = SYSTEMS[system]
+    config = default_config(seed, path)
     config["iterations"] = ITERATIONS
     group = config["walkers"][0]
     group.pop("schedule", None)
-    group.update(count=WALKERS, steps=STEPS, stride=STRIDE)
+    group.update(count=LABELS_PER_ITERATION, steps=steps, stride=stride)
     config.get("model", {}).pop("schedule", None)
-    config.setdefault("selection", {}).update(method=method, max_per_iteration=WALKERS)
+    config.setdefault("selection", {}).update(method=method, max_per_iteration=LABELS_PER_ITERATION)
     return config
 
 
@@ -50,22 +97,28 @@ def labels_to_reach(part: pd.DataFrame, target: float) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--system", choices=list(SYSTEMS), default="water")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks/learning_efficiency")
-    parser.add_argument("--figure", type=Path, default=REPO / "docs/learning_efficiency.png")
+    parser.add_argument("--workdir", type=Path, help="default: benchmarks/learning_efficiency[_<system>]")
+    parser.add_argument("--figure", type=Path, help="default: docs/learning_efficiency[_<system>].png")
     args = parser.parse_args()
+    suffix = "" if args.system == "water" else f"_{args.system}"
+    args.workdir = args.workdir or REPO / f"benchmarks/learning_efficiency{suffix}"
+    args.figure = args.figure or REPO / f"docs/learning_efficiency{suffix}.png"
     rows = []
     for seed in args.seeds:
         for method in args.methods:
-            test = run_study(args.workdir / f"{method}_{seed}", efficiency_config(method, seed))
+            test = run_study(args.workdir / f"{method}_{seed}", efficiency_config(args.system, method, seed))
             rows.append(test[["iteration", "labels", "force_rmse"]].assign(method=method, seed=seed))
     table = pd.concat(rows, ignore_index=True)
     table.to_csv(args.workdir / "learning_efficiency.csv", index=False)
-    report(table, args.seeds, args.figure)
+    report(table, args.seeds, args.figure, args.system)
+    if args.system == "alanine_dipeptide":
+        coverage(args.workdir, args.seeds, args.methods)
 
 
-def report(table: pd.DataFrame, seeds: list[int], figure: Path) -> None:
+def report(table: pd.DataFrame, seeds: list[int], figure: Path, system: str) -> None:
     """Per method and iteration, the held-out error over seeds against the mean
     labels (final-state selection labels one frame fewer after a reset)."""
     grouped = table.groupby(["method", "iteration"])
@@ -79,7 +132,7 @@ def report(table: pd.DataFrame, seeds: list[int], figure: Path) -> None:
         for method, part in summary.groupby("method"):
             print(f"  {method}: {labels_to_reach(part, target):.1f}")
 
-    title = f"mean and range over {len(seeds)} seed(s)"
+    title = f"{system}: mean and range over {len(seeds)} seed(s)"
     spread_figure(summary, "labels", "labels in the dataset", figure, log="y", title=title)
 
 

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: a study of the default system with
-changed settings, run with the local profile, and its held-out errors."""
+"""What the benchmark scripts share: a study of a shipped system (the default
+job's, or an example's) with changed settings, run with the local profile,
+and its held-out errors."""
 
 import os
 import subprocess
@@ -14,9 +15,10 @@ from psiflow_pipeline.config import load
 REPO = Path(__file__).resolve().parents[1]
 
 
-def default_config(seed: int) -> dict:
-    """The default job's config with another seed and without its validation run."""
-    config = load(REPO / "config/config.yaml")
+def default_config(seed: int, path: str = "config/config.yaml") -> dict:
+    """A shipped config (the default job's unless `path` names another) with
+    another seed and without its validation run."""
+    config = load(REPO / path)
     config["seed"] = seed
     config.setdefault("validation", {})["enabled"] = False
     return config
@@ -24,7 +26,7 @@ def default_config(seed: int) -> dict:
 
 def run_study(workdir: Path, config: dict, target: str = "results/summary/metrics.csv") -> pd.DataFrame:
     """Run (or finish) the study in `workdir` up to `target`, a metrics.csv:
-    its rows on the test set (the default config's evaluation.test_set)."""
+    its rows on the test set (the config's evaluation.test_set)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow/Snakefile"), "-d", str(workdir)]
