@@ -15,7 +15,10 @@ and several seeds, on one of two systems (GFN1-xTB):
 Every run is the system's shipped config except: 3 iterations, those
 walkers, no schedules, so that every method labels 16 frames per iteration
 (final-state selection takes one frame per walker). The seed changes the
-bootstrap, the walkers and the training.
+bootstrap, the walkers and the training. Besides the errors it prints the
+calibration of the committee deviation on each iteration's fresh labels
+and, for alanine dipeptide, the share of the test set's, the sampled and
+the labeled frames in the conformer regions away from the start.
 
     .venv/bin/python benchmarks/learning_efficiency.py --system water --seeds 42 43 44 \
         [--methods committee diverse random final]
@@ -41,33 +44,53 @@ SYSTEMS = {
 }
 
 
-# alanine dipeptide's backbone torsion psi (atoms counted from 0: N 6, CA 8, C 14, N 16), as
-# resources/plumed/metad_phi_psi.dat defines it; psi in (-120, 60) degrees (alpha_R and the
-# barrier to it) lies over the psi barrier from the extended start (psi about 180)
-PSI = (6, 8, 14, 16)
+# alanine dipeptide's conformer regions away from the extended start (phi and psi about 180):
+# a backbone torsion as resources/plumed/metad_phi_psi.dat defines it (atoms counted from 0)
+# and its range in degrees
+REGIONS = {
+    "alpha_R side, psi in (-120, 60)": ((6, 8, 14, 16), -120, 60),
+    "C7ax/alpha_L, phi in (0, 120)": ((4, 6, 8, 14), 0, 120),
+}
 
 
-def over_the_barrier(frames) -> float:
-    """The fraction of alanine dipeptide frames (ASE Atoms) with psi in (-120, 60) degrees."""
-    psi = (np.array([atoms.get_dihedral(*PSI) for atoms in frames]) + 180) % 360 - 180  # ASE: 0-360
-    return float(np.mean((psi > -120) & (psi < 60)))
+def region_shares(frames) -> list[float]:
+    """Per region of REGIONS, the fraction of alanine dipeptide frames (ASE Atoms) in it."""
+    shares = []
+    for atoms_of_torsion, low, high in REGIONS.values():
+        angle = (np.array([atoms.get_dihedral(*atoms_of_torsion) for atoms in frames]) + 180) % 360 - 180
+        shares.append(float(np.mean((angle > low) & (angle < high))))
+    return shares
 
 
 def coverage(workdir: Path, seeds: list[int], methods: list[str]) -> None:
-    """Where the labels lie: the share over the psi barrier of the test set and of each method's labels."""
+    """Where the frames lie: the share of the test set, and of each method's sampled
+    and labeled frames (iterations 1-3, all seeds), in each region of REGIONS."""
     test_set = load(REPO / SYSTEMS["alanine_dipeptide"][0])["evaluation"]["test_set"]
-    frames = [atoms for path in test_set for atoms in read(REPO / path, index=":")]
-    print(
-        f"psi in (-120, 60): test set {over_the_barrier(frames):.2f} of {len(frames)} frames; labels of iterations 1-3:"
-    )
+    rows = {"test set": region_shares([atoms for path in test_set for atoms in read(REPO / path, index=":")])}
     for method in methods:
-        shares = []
-        for seed in seeds:
-            labeled = [
-                read_h5(workdir / f"{method}_{seed}/results/iter_{i}/labeled.h5") for i in range(1, ITERATIONS + 1)
+        for kind in ("candidates", "labeled"):
+            parts = [
+                read_h5(workdir / f"{method}_{seed}/results/iter_{i}/{kind}.h5")
+                for seed in seeds
+                for i in range(1, ITERATIONS + 1)
             ]
-            shares.append(over_the_barrier([part.to_atoms(k) for part in labeled for k in range(len(part))]))
-        print(f"  {method}: {' / '.join(f'{share:.2f}' for share in shares)} (seeds {seeds})")
+            rows[f"{method} {kind}"] = region_shares([part.to_atoms(k) for part in parts for k in range(len(part))])
+    print("share of frames in each region:")
+    print(pd.DataFrame(rows, index=list(REGIONS)).T.round(3).to_string())
+
+
+def calibration(workdir: Path, seeds: list[int], methods: list[str]) -> None:
+    """Per method and iteration, the committee deviation's calibration on the fresh
+    labels (metrics.csv, subset new): rank correlation and scale, means over seeds."""
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            metrics = pd.read_csv(workdir / f"{method}_{seed}/results/summary/metrics.csv")
+            rows.append(metrics[metrics.subset == "new"].assign(method=method, seed=seed))
+    table = pd.concat(rows).groupby(["method", "iteration"])
+    columns = ["calibration_rank_correlation", "calibration_scale"]
+    print("calibration on the fresh labels (means over seeds):")
+    print(table[columns].mean().round(2).to_string())
 
 
 def efficiency_config(system: str, method: str, seed: int) -> dict:
@@ -114,6 +137,7 @@ def main():
     table = pd.concat(rows, ignore_index=True)
     table.to_csv(args.workdir / "learning_efficiency.csv", index=False)
     report(table, args.seeds, args.figure, args.system)
+    calibration(args.workdir, args.seeds, args.methods)
     if args.system == "alanine_dipeptide":
         coverage(args.workdir, args.seeds, args.methods)
 
