@@ -88,9 +88,9 @@ def main(argv=None) -> None:
             copy = atoms.copy()
             copy.calc = None
             frame = Frames.from_atoms([copy], status=Status.OK, step=step, temperature=atoms.get_temperature())
-            atoms.get_forces()  # the reference's own results (without any bias) are the labels
-            frame.frame["energy"][0] = calculator.results["energy"]
-            frame.atom["forces"][:] = calculator.results["forces"]
+            # the reference's own results (without any bias) are the labels
+            frame.frame["energy"][0] = calculator.get_potential_energy(atoms)
+            frame.atom["forces"][:] = calculator.get_forces(atoms)
             if stress:
                 frame.frame["stress"][0] = atoms.get_stress(voigt=False)
             frame.frame["identifier"][0] = f"{args.out.stem}-{len(saved)}"
