@@ -16,13 +16,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from ase.io import read
 from ase.neighborlist import natural_cutoffs, neighbor_list
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from psiflow_pipeline import paths
 from psiflow_pipeline.config import load, locate_files, validate
+from psiflow_pipeline.data import read_extxyz
+from psiflow_pipeline.evaluation import predict
 from psiflow_pipeline.models.committee import BatchedCommittee
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,15 +54,12 @@ def main():
     models = args.models or [args.run / paths.final_model(m) for m in range(config["model"]["committee"])]
     committee = BatchedCommittee.from_files(models)
     for path in config["evaluation"]["test_set"]:
-        frames = read(path, ":")
-        labels = molecules(frames[0])
-        _, forces, _ = committee.predict_many(frames)
-        mean = forces.mean(axis=0)
-        offsets = np.cumsum([0] + [len(atoms) for atoms in frames])
-        reference = np.concatenate([net_forces(atoms.get_forces(), labels) for atoms in frames]).ravel()
-        predicted = np.concatenate(
-            [net_forces(mean[offsets[k] : offsets[k + 1]], labels) for k in range(len(frames))]
-        ).ravel()
+        frames = read_extxyz(path)
+        labels = molecules(frames.to_atoms(0))
+        predicted_forces = predict(frames, committee)["forces"]
+        per_frame = [frames.atoms_of(k) for k in range(len(frames))]
+        reference = np.concatenate([net_forces(frames.atom["forces"][atoms], labels) for atoms in per_frame]).ravel()
+        predicted = np.concatenate([net_forces(predicted_forces[atoms], labels) for atoms in per_frame]).ravel()
         scale = np.sqrt(np.mean(reference**2))
         rmse = np.sqrt(np.mean((predicted - reference) ** 2))
         slope = (reference @ predicted) / (reference @ reference)
