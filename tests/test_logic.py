@@ -349,12 +349,12 @@ def test_rdf_of_a_simple_cubic_lattice_counts_its_shells():
     """Coordination numbers from g(r): 6 neighbours at a, 12 at a√2, 8 at a√3."""
     from ase import Atoms
 
-    from psiflow_pipeline.validation import first_peak, rdf, rdf_range
+    from psiflow_pipeline.validation import first_peak, rdf_range, rdfs
 
     a = 2.0
     lattice = Atoms("Ar", positions=[[0, 0, 0]], cell=[a, a, a], pbc=True) * (4, 4, 4)
     assert rdf_range(lattice) == pytest.approx(4.0)
-    r, g = rdf([lattice], ("Ar", "Ar"), 4.0, 400)
+    r, g = rdfs([lattice], [("Ar", "Ar")], 4.0, 400)[("Ar", "Ar")]
     edges = np.linspace(0, 4.0, 401)
     volumes = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     shells = np.cumsum(g * volumes * (len(lattice) - 1) / lattice.get_volume())  # neighbours of an atom
@@ -367,12 +367,12 @@ def test_rdf_of_a_simple_cubic_lattice_counts_its_shells():
 def test_rdf_of_an_ideal_gas_is_one_and_the_difference_of_equal_structures_zero():
     from ase import Atoms
 
-    from psiflow_pipeline.validation import pairs_of, rdf, rdf_difference
+    from psiflow_pipeline.validation import pairs_of, rdf_difference, rdfs
 
     rng = np.random.default_rng(4)
     images = [Atoms("H100O100", positions=rng.uniform(0, 12, (200, 3)), cell=[12, 12, 12], pbc=True) for _ in range(20)]
     assert pairs_of(images[0].numbers) == [("H", "H"), ("H", "O"), ("O", "O")]
-    r, g = rdf(images, ("H", "O"), 6.0, 30)
+    r, g = rdfs(images, [("H", "O")], 6.0, 30)[("H", "O")]
     assert np.abs(g[r > 2] - 1).max() < 0.15
     assert rdf_difference(r, g, g) == 0 and rdf_difference(r, g, np.ones_like(g)) < 0.5
 
