@@ -68,6 +68,7 @@ PROVIDERS = {
     "jsonschema": "jsonschema",
     "lightning": "lightning",
     "matplotlib": "matplotlib",
+    "matscipy": "matscipy",
     "nequip": "nequip",
     "numpy": "numpy",
     "pandas": "pandas",
