@@ -39,8 +39,9 @@ def rdfs(
     for atoms in images:
         symbols = np.array(atoms.get_chemical_symbols())
         first, second, distances = neighbour_list("ijd", atoms, r_max)
+        first_symbols, second_symbols = symbols[first], symbols[second]
         for a, b in pairs:
-            found = (symbols[first] == a) & (symbols[second] == b)
+            found = (first_symbols == a) & (second_symbols == b)
             counts = np.sum(symbols == a), np.sum(symbols == b)
             if a == b:  # the list holds i-j and j-i
                 found &= first < second
