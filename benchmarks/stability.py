@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from ase.io import read
 
 from psiflow_pipeline import paths, settings
 from psiflow_pipeline.config import load, locate_files, validate
 from psiflow_pipeline.data import read_structures
-from psiflow_pipeline.validation import validate_committee
+from psiflow_pipeline.validation import read_reference, validate_committee
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,11 +32,15 @@ def main():
     parser.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
     parser.add_argument("--ps", type=float, default=20.0)
     parser.add_argument("--temperature", type=float, default=350.0)
-    parser.add_argument("--reference", type=Path, default=REPO / "resources/reference/water_32_nvt_350K.xyz")
+    parser.add_argument(
+        "--reference", type=Path, nargs="+", help="reference MD frames (default: the config's validation.reference)"
+    )
     args = parser.parse_args()
     config = validate(load(args.config), str(args.config))
     locate_files(config, lambda path: str(REPO / path) if (REPO / path).exists() else None)
-    config["validation"].update(duration_ps=args.ps, temperature=args.temperature, reference=str(args.reference))
+    config["validation"].update(duration_ps=args.ps, temperature=args.temperature)
+    if args.reference:
+        config["validation"]["reference"] = [str(path) for path in args.reference]
     # the run's final iteration: `iterations`, or earlier where a stop criterion was met
     last = int(pd.read_csv(args.run / paths.summary_file("metrics.csv")).iteration.max())
     run_settings = settings.validation(config, last)
@@ -46,7 +49,8 @@ def main():
     models = compiled if all(p.exists() for p in compiled) else [args.run / paths.final_model(m) for m in members]
     atoms = read_structures(config["system"]["structures"], config["system"]["periodic"])[0]
     start = time.perf_counter()
-    run, _, record = validate_committee(atoms, models, run_settings, read(args.reference, index=":"))
+    reference = read_reference(config["validation"]["reference"])
+    run, _, record = validate_committee(atoms, models, run_settings, reference)
     seconds = time.perf_counter() - start
     steps = len(run.times_ps) * run_settings["walker"]["stride"]
     print(

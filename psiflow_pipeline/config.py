@@ -134,7 +134,7 @@ FILE_KEYS = [
     ("bootstrap", "initial_data", False),
     ("reference", "input", False),
     ("evaluation", "test_set", True),
-    ("validation", "reference", False),
+    ("validation", "reference", True),
 ]
 
 

@@ -96,12 +96,11 @@ def check_labeled_file(path, key: str, source: str):
     return frames
 
 
-def check_reference_md(path, source: str) -> list:
+def check_reference_md(path, key: str, source: str) -> list:
     """The frames of a reference MD whose structure the validation run is compared with (no labels needed)."""
     from ase.io import read
 
     path = Path(path)
-    key = "validation.reference"
     frames = _read_input_file(path, lambda p: read(p, index=":"), "reference MD file", key, source)
     if not frames or not all(atoms.cell.rank == 3 for atoms in frames):
         raise ConfigError(f"{source}: key '{key}': {path} holds no periodic frames to compare structure with")
@@ -194,8 +193,8 @@ def check_inputs(config: dict, source: str) -> None:
         for k, path in enumerate(config["evaluation"]["test_set"])
     ]
     labeled["evaluation.test_set"] = Frames.concatenate(test_sets) if test_sets else None
-    if config["validation"]["reference"]:
-        check_reference_md(config["validation"]["reference"], source)
+    for k, path in enumerate(config["validation"]["reference"]):
+        check_reference_md(path, f"validation.reference.{k}", source)
     template_path = config["reference"]["input"]
     command = command_from_config(config["execution"]["label"])
     try:

@@ -284,6 +284,9 @@ def validation(config: dict, last: int) -> dict:
     (as in the last iteration) at the validation's conditions, where it starts,
     and the reference RDFs."""
     v = config["validation"]
+    # one file: its digest alone, as before lists were allowed, so that a
+    # finished study keeps its validation
+    references = _digests(v["reference"])
     group = at_iteration(config["walkers"][0], last)
     walker = {key: group[key] for key in _VALIDATION_WALKER_KEYS}
     walker.update(
@@ -303,7 +306,7 @@ def validation(config: dict, last: int) -> dict:
             "iterations": last,
             "committee": config["model"]["committee"],
             "trust_hi": selection(config, last)["trust_hi"],
-            "reference": file_digest(v["reference"]) if v["reference"] else None,
+            "reference": references if len(references) > 1 else next(iter(references), None),
             "rdf_r_max": v["rdf_r_max"],
             "rdf_bins": v["rdf_bins"],
         }

@@ -219,6 +219,14 @@ def verdict(run: ProductionRun, settings: dict, structure: dict, reference: list
     return record
 
 
+def read_reference(paths) -> list[Atoms] | None:
+    """The frames of the reference MD runs in `paths` (`validation.reference`),
+    pooled; None without any."""
+    from ase.io import read
+
+    return [atoms for path in paths for atoms in read(path, index=":")] or None
+
+
 def validate_committee(
     atoms: Atoms, model_paths: list, settings: dict, reference: list[Atoms] | None
 ) -> tuple[ProductionRun, dict, dict]:

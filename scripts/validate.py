@@ -3,12 +3,11 @@ committee deviation and radial distribution functions against a reference MD."""
 
 import pandas as pd
 import yaml
-from ase.io import read
 
 from psiflow_pipeline.data import read_structures
 from psiflow_pipeline.logs import rule_log
 from psiflow_pipeline.report import validation_figure
-from psiflow_pipeline.validation import validate_committee
+from psiflow_pipeline.validation import read_reference, validate_committee
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -19,7 +18,7 @@ with rule_log(snakemake.log[0]) as log:
     settings = snakemake.params.settings
     structure = snakemake.config["validation"]["structure"]
     atoms = read_structures(snakemake.input.structures, settings["periodic"])[structure]
-    reference = read(snakemake.input.reference[0], index=":") if snakemake.input.reference else None
+    reference = read_reference(snakemake.input.reference)
     run, structures, record = validate_committee(atoms, snakemake.input.models, settings, reference)
     series = pd.DataFrame(
         {"time_ps": run.times_ps, "temperature_K": run.temperatures, "deviation": run.deviations}

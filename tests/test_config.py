@@ -209,6 +209,12 @@ BAD_INPUTS = {
         lambda c, tmp: c["evaluation"].update(test_set=written(tmp, "inf.xyz", 2 * NAN_FORCES)),
         "key 'evaluation.test_set.0': frame 0 of",
     ),
+    "a run of the validation's reference MD without a cell": (
+        lambda c, tmp: c["validation"].update(
+            reference=[str(REPO / "resources/structures/water_8.xyz"), written(tmp, "molecule.xyz", H2S)]
+        ),
+        "key 'validation.reference.1': ",
+    ),
     "a directory where a structure file belongs": (
         lambda c, tmp: c["system"].update(structures=[str(tmp)]),
         "is a directory, not a structure file",

@@ -377,6 +377,27 @@ def test_rdf_of_an_ideal_gas_is_one_and_the_difference_of_equal_structures_zero(
     assert rdf_difference(r, g, g) == 0 and rdf_difference(r, g, np.ones_like(g)) < 0.5
 
 
+def test_the_runs_of_a_reference_md_are_pooled_frame_by_frame(tmp_path):
+    """validation.reference may list several runs: their RDF is that of all their frames."""
+    from ase import Atoms
+    from ase.io import write
+
+    from psiflow_pipeline.validation import rdfs, read_reference
+
+    rng = np.random.default_rng(5)
+    runs = [
+        [Atoms("O20", positions=rng.uniform(0, 8, (20, 3)), cell=[8, 8, 8], pbc=True) for _ in range(n)] for n in (3, 1)
+    ]
+    for k, frames in enumerate(runs):
+        write(tmp_path / f"run_{k}.xyz", frames)
+    pooled = read_reference([tmp_path / "run_0.xyz", tmp_path / "run_1.xyz"])
+    assert len(pooled) == 4
+    assert np.allclose([atoms.positions for atoms in pooled], [atoms.positions for atoms in runs[0] + runs[1]])
+    g = {k: rdfs(frames, [("O", "O")], 4.0, 20)[("O", "O")][1] for k, frames in enumerate(runs)}
+    assert np.allclose(rdfs(pooled, [("O", "O")], 4.0, 20)[("O", "O")][1], (3 * g[0] + g[1]) / 4)
+    assert read_reference([]) is None
+
+
 def test_verdict_says_how_long_the_run_stayed_physical_and_the_largest_rdf_difference():
     from ase import Atoms
 

@@ -3,11 +3,12 @@ affects, read from Snakemake's own plan (`--summary`), with the profile's
 rerun triggers."""
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import PIPELINE_ITERATIONS, XTB, snakemake, write_config
+from conftest import PIPELINE_ITERATIONS, REPO, XTB, snakemake, write_config
 
 from psiflow_pipeline import paths, plan
 
@@ -43,6 +44,13 @@ def walker_schedule(config, entry):
 def template_copy(config, tmp, text):
     (tmp / "template.inp").write_text(text)
     config["reference"]["input"] = str(tmp / "template.inp")
+
+
+def reference_copy(config, tmp) -> str:
+    """Another file of the validation's reference frames, as a second run of that MD."""
+    source = Path(config["validation"]["reference"])
+    shutil.copy(source if source.is_absolute() else REPO / source, tmp / "reference_2.xyz")
+    return str(tmp / "reference_2.xyz")
 
 
 # change -> the jobs it must plan, on a finished run of LAST iterations
@@ -84,6 +92,14 @@ CASES = {
         set(),
     ),
     "a longer validation run": (lambda c, tmp: c["validation"].update(duration_ps=0.03), {"validate", "summary"}),
+    "the validation's reference MD as a list of one run": (
+        lambda c, tmp: c["validation"].update(reference=[c["validation"]["reference"]]),
+        set(),
+    ),
+    "a second run of the validation's reference MD": (
+        lambda c, tmp: c["validation"].update(reference=[c["validation"]["reference"], reference_copy(c, tmp)]),
+        {"validate", "summary"},
+    ),
     "no compiled final model": (lambda c, tmp: c["model"].update(compile=False), set()),
     "a failure policy for labeling": (lambda c, tmp: c["reference"].update(max_failed_fraction=0.5), set()),
     "the same template at another path": (lambda c, tmp: template_copy(c, tmp, XTB.read_text()), set()),

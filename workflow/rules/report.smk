@@ -92,11 +92,7 @@ rule validate:
         models=final_committee_for_md,
         decisions=stop_decisions,
         structures=config_files(config["system"]["structures"]),
-        reference=config_files(
-            [config["validation"]["reference"]]
-            if config["validation"]["reference"]
-            else []
-        ),
+        reference=config_files(config["validation"]["reference"]),
     output:
         series=paths.validation_file("series.csv"),
         rdf=paths.validation_file("rdf.csv"),
