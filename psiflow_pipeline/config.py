@@ -79,6 +79,7 @@ def _check_consistency(config: dict, source: str) -> None:
                 f"'selection.trust_hi' ({resolved['trust_hi']}){where}"
             )
     _check_stress(config, source)
+    _check_compiled_training(config, source)
     n_structures = len(config["system"]["structures"])
     validation = config["validation"]
     if validation["structure"] >= n_structures:
@@ -102,6 +103,24 @@ def _check_consistency(config: dict, source: str) -> None:
             if refused:
                 where = f" (from iteration {i} on)" if i > 0 else ""
                 raise ConfigError(f"{source}: key 'walkers.{k}.batch': {resolved['batch']}{where}, but {refused}")
+
+
+def _check_compiled_training(config: dict, source: str) -> None:
+    """NequIP's compiled training fails on batches that never hold 2 frames."""
+    from psiflow_pipeline.settings import at_iteration, schedule_points
+
+    first = config["execution"]["train"]["compile_from_iteration"]
+    if first is None:
+        return
+    for i in sorted({first} | {i for i in schedule_points(config["model"]) if i > first}):
+        batch_size = at_iteration(config["model"], i)["batch_size"]
+        if batch_size < 2:
+            raise ConfigError(
+                f"{source}: key 'model.batch_size': {batch_size}"
+                + (f" (from iteration {i} on)" if i else "")
+                + f", but execution.train.compile_from_iteration ({first}) trains through torch.compile,"
+                " which needs batches of at least 2 frames"
+            )
 
 
 def _check_stress(config: dict, source: str) -> None:

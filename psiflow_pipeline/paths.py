@@ -11,6 +11,8 @@ FINAL_MODEL = f"{SUMMARY}/model"
 ISOLATED_ATOMS = f"{RESULTS}/isolated_atoms.csv"
 PROGRESS = f"{RESULTS}/progress"
 VALIDATION = f"{SUMMARY}/validation"
+# torch.compile's kernels, shared by a study's training jobs
+COMPILE_CACHE = f"{RESULTS}/.torch_compile_cache"
 
 
 def iteration_dir(i="{i}") -> str:

@@ -108,6 +108,14 @@ def test_relative_paths_are_found_in_the_working_directory_then_among_the_workfl
             "walkers.0.ensemble",
             "with model.stress_weight 0 (from iteration 2 on)",
         ),
+        (
+            lambda c: (
+                c["execution"]["train"].update(compile_from_iteration=1),
+                c["model"].update(batch_size=4, schedule=[{"from_iteration": 3, "batch_size": 1}]),
+            ),
+            "model.batch_size",
+            "1 (from iteration 3 on), but execution.train.compile_from_iteration (1) trains through torch.compile",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(edit, key, words):

@@ -136,6 +136,7 @@ def test_nequip_options_pass_through_and_warm_start_config():
     assert config["training_module"]["model"] == {
         "_target_": "nequip.model.ModelFromPackage",
         "package_path": "/x/m.nequip.zip",
+        "compile_mode": "eager",
     }
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
 
@@ -155,3 +156,19 @@ def test_model_stress_is_the_strain_derivative_of_its_energy_in_ases_convention(
     numeric = (energies[0] - energies[1]) / 2e-3 / water_8.get_volume()  # ASE: (1/V) dE/d(strain)
     assert stress[0, 0] == pytest.approx(numeric, rel=0.02, abs=1e-5)
     assert abs(numeric) > 1e-4
+
+
+def test_compiled_training_from_its_iteration_on_fresh_and_warm_started(monkeypatch):
+    import psiflow_pipeline.models.training as training
+
+    model = validate(tiny_config(), "tiny.yaml")["model"]
+    for start in (None, "/x/m.nequip.zip"):
+        config = training_config("t.xyz", "v.xyz", ["H", "O"], model, seed=1, warm_start_from=start)
+        assert config["training_module"]["model"]["compile_mode"] == "eager"
+        config = training_config("t.xyz", "v.xyz", ["H", "O"], model, 1, warm_start_from=start, compile_mode="compile")
+        assert config["training_module"]["model"]["compile_mode"] == "compile"
+    monkeypatch.setattr(training.shutil, "which", lambda name: "/usr/bin/c++")
+    assert [training.compiles_training({"compile_from_iteration": 2}, i) for i in range(4)] == [0, 0, 1, 1]
+    assert not training.compiles_training({"compile_from_iteration": None}, 5)
+    monkeypatch.setattr(training.shutil, "which", lambda name: None)  # no C++ compiler: eager
+    assert not training.compiles_training({"compile_from_iteration": 0}, 5)

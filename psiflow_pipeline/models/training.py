@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from psiflow_pipeline import paths
 from psiflow_pipeline.data import replace_atomically
 from psiflow_pipeline.models.training_config import training_config
 
@@ -21,11 +22,22 @@ def nequip_executable(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def compiles_training(train_execution: dict, iteration: int) -> bool:
+    """Whether the members of `iteration` train through torch.compile
+    (`execution.train.compile_from_iteration`); Inductor needs a C++ compiler."""
+    first = train_execution["compile_from_iteration"]
+    return first is not None and iteration >= first and shutil.which("c++") is not None
+
+
 def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     """Run `nequip-train` in `workdir`, then package the best checkpoint as
     `output`, in one process (`train_and_package`).
 
     The package is self-contained, so `results/` can move without breaking it.
+    torch.compile keeps its kernels in the study's compile cache (or where
+    TORCHINDUCTOR_CACHE_DIR says), so that only a study's first compiling
+    job pays for compiling them; on a cluster that folder is on the shared
+    file system, unlike Inductor's default under /tmp.
     """
     workdir = Path(workdir).resolve()
     if workdir.exists():  # a rerun starts clean; Lightning would otherwise version its files
@@ -33,6 +45,7 @@ def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     workdir.mkdir(parents=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(paths.COMPILE_CACHE).resolve()))
 
     def train_and_package(tmp):
         run = [sys.executable, "-m", "psiflow_pipeline.models.train_and_package", str(workdir), str(tmp)]
@@ -54,11 +67,13 @@ def train_on_dataset(
     energy_shifts: dict | None = None,
     warm_start_from: str | None = None,
     resample_seed=None,
+    compiled: bool = False,
 ):
     """Train one member on the train split of a dataset, validating on its valid split.
 
     With `resample_seed`, the member sees a resample with replacement of the
-    training frames (a bootstrap committee).
+    training frames (a bootstrap committee). `compiled` trains through
+    torch.compile (NequIP's compile_mode "compile").
     """
     from psiflow_pipeline.data import read_h5, write_extxyz
     from psiflow_pipeline.dataset import split
@@ -85,6 +100,7 @@ def train_on_dataset(
         accelerator,
         energy_shifts,
         warm_start_from,
+        "compile" if compiled else "eager",
     )
     train_member(config, workdir, output, threads, log_path)
     return len(train), len(valid)

@@ -16,13 +16,15 @@ def training_config(
     accelerator: str = "cpu",
     energy_shifts: dict | None = None,
     warm_start_from: str | None = None,
+    compile_mode: str = "eager",
 ) -> dict:
     """A `nequip-train` config (Hydra) for one committee member.
 
     `energy_shifts` (eV per element, e.g. isolated-atom energies) replace the
     dataset's mean energy per atom as the per-type energy shifts, so that the
     network learns atomization-like energies. `warm_start_from` is a packaged
-    model (absolute path) whose weights training starts from. `model["nequip"]`
+    model (absolute path) whose weights training starts from. `compile_mode`
+    "compile" trains the model through torch.compile. `model["nequip"]`
     is merged into the result key by key, for any other nequip option.
     """
     if energy_shifts is not None:
@@ -111,6 +113,7 @@ def training_config(
             "model": {
                 "_target_": "nequip.model.NequIPGNNModel",
                 "seed": seed,
+                "compile_mode": compile_mode,
                 "model_dtype": "float32",
                 "type_names": "${model_type_names}",
                 "r_max": "${cutoff_radius}",
@@ -141,6 +144,7 @@ def training_config(
         config["training_module"]["model"] = {
             "_target_": "nequip.model.ModelFromPackage",
             "package_path": str(Path(warm_start_from).resolve()),
+            "compile_mode": compile_mode,
         }
     return merge(config, model.get("nequip", {}))
 
