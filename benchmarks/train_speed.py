@@ -1,14 +1,16 @@
 """Training speed: psiflow's train step (training and packaging in one
 process) against a plain `nequip-train`, and against `nequip-train` followed
-by `nequip-package build` in a process of its own; and a warm start against
-training from scratch.
+by `nequip-package build` in a process of its own; a warm start against
+training from scratch; with `--compiled`, the warm start through torch.compile
+(`execution.train.compile_from_iteration`), with a cold and then a warm
+compile cache, against the eager one.
 
 Uses the dataset and committee of a finished run (by default the default job,
 `make run`): trains on iteration N's dataset, warm-starting from member 0 of
 iteration N-1.
 
     .venv/bin/python benchmarks/train_speed.py [--results results] [--iteration 3] [--epochs 30] [--repeats 3]
-        [--accelerator cpu|gpu|auto]
+        [--accelerator cpu|gpu|auto] [--compiled]
 """
 
 import argparse
@@ -53,6 +55,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="plain and psiflow runs, alternated; medians shown")
     parser.add_argument("--accelerator", default="cpu", help="Lightning's accelerator for every variant")
+    parser.add_argument("--compiled", action="store_true", help="also the warm start through torch.compile")
     args = parser.parse_args()
     results = Path(args.results)
     dataset = results / f"iter_{args.iteration}/dataset.h5"
@@ -89,12 +92,12 @@ def main():
                 cwd=plain, env=env,
             )  # fmt: skip
 
-        def run_psiflow(folder, warm):
+        def run_psiflow(folder, warm, compiled=False):
             try:
                 train_on_dataset(
                     dataset, folder / "training", folder / "model.nequip.zip", model, seed=42,
                     accelerator=args.accelerator, threads=args.threads, log_path=scratch / "train.log",
-                    warm_start_from=warm,
+                    warm_start_from=warm, compiled=compiled,
                 )  # fmt: skip
             except subprocess.CalledProcessError:
                 sys.exit(f"psiflow train failed:\n{(scratch / 'train.log').read_text()[-3000:]}")
@@ -120,20 +123,34 @@ def main():
         run_psiflow(scratch / "warm_start", previous)
         times["psiflow train (warm start)"].append(time.perf_counter() - start)
         warm_curve = validation_curve(scratch / "warm_start/training")
+        compiled_curve = None
+        if args.compiled:
+            # a cache of its own, empty for the first run: a study's first compiling job
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(scratch / "compile_cache")
+            for name in ("psiflow train (warm start), compiled, cold cache", "the same, warm cache"):
+                start = time.perf_counter()
+                run_psiflow(scratch / "compiled", previous, compiled=True)
+                times[name] = [time.perf_counter() - start]
+            compiled_curve = validation_curve(scratch / "compiled/training")
     times = {name: float(np.median(values)) for name, values in times.items()}
     per_epoch = times["plain nequip-train"] / args.epochs
     target = scratch_curve[-1]
     reached = next((k + 1 for k, error in enumerate(warm_curve) if error <= target), None)
     print(f"{len(frames)} frames, {args.epochs} epochs, {args.threads} threads, accelerator {args.accelerator}, "
           f"medians of {args.repeats} runs")  # fmt: skip
-    print(f"{'variant':34s} {'seconds':>8s} {'vs plain':>9s}")
+    print(f"{'variant':50s} {'seconds':>8s} {'vs plain':>9s} {'vs eager warm start':>20s}")
     for name, seconds in times.items():
-        print(f"{name:34s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x")
+        print(f"{name:50s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x "
+              f"{seconds / times['psiflow train (warm start)']:19.2f}x")  # fmt: skip
     package = float(np.median(packaging))
-    print(f"{'nequip-package build, own process':34s} {package:8.1f}")
-    print(f"{'train, then package: two processes':34s} {times['plain nequip-train'] + package:8.1f} "
+    print(f"{'nequip-package build, own process':50s} {package:8.1f}")
+    print(f"{'train, then package: two processes':50s} {times['plain nequip-train'] + package:8.1f} "
           f"{(times['plain nequip-train'] + package) / times['plain nequip-train']:8.2f}x")  # fmt: skip
     print(f"validation force MAE after {args.epochs} epochs from scratch: {target:.4f} eV/Å")
+    if compiled_curve is not None:
+        difference = max(abs(a - b) for a, b in zip(compiled_curve, warm_curve))
+        print(f"compiled warm start: validation force MAE {compiled_curve[-1]:.4f} eV/Å after {args.epochs} epochs "
+              f"(eager {warm_curve[-1]:.4f}); largest difference over the epochs {difference:.1e}")  # fmt: skip
     print(f"warm start: {warm_curve[0]:.4f} eV/Å after 1 epoch (scratch: {scratch_curve[0]:.4f})")
     if reached is None:
         print(f"warm start did not reach it in {args.epochs} epochs (final {warm_curve[-1]:.4f})")

@@ -85,9 +85,10 @@ CASES = {
         lambda c, tmp: c["execution"]["label"].update(omp_threads=2, mpi_ranks=2, mode="fresh"),
         set(),
     ),
-    "cores, memory, wall time and providers": (
+    "cores, memory, wall time, providers and compiled training": (
         lambda c, tmp: c["execution"].update(
-            train={"threads": 2, "mem_mb": 9000, "runtime_min": 30}, sample={"cores": 1, "provider": "slurm"}
+            train={"threads": 2, "mem_mb": 9000, "runtime_min": 30, "compile_from_iteration": 1},
+            sample={"cores": 1, "provider": "slurm"},
         ),
         set(),
     ),
