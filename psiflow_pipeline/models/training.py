@@ -22,11 +22,16 @@ def nequip_executable(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def can_compile() -> bool:
+    """Whether Inductor (torch.compile, AOTInductor) can build kernels here: it writes C++."""
+    return shutil.which("c++") is not None
+
+
 def compiles_training(train_execution: dict, iteration: int) -> bool:
     """Whether the members of `iteration` train through torch.compile
-    (`execution.train.compile_from_iteration`); Inductor needs a C++ compiler."""
+    (`execution.train.compile_from_iteration`), which needs `can_compile()`."""
     first = train_execution["compile_from_iteration"]
-    return first is not None and iteration >= first and shutil.which("c++") is not None
+    return first is not None and iteration >= first and can_compile()
 
 
 def train_member(config: dict, workdir, output, threads: int, log_path) -> None:

@@ -6,7 +6,7 @@ STOP = stop_criteria_set(config["stop"])
 # iteration 0 comes from the user's labeled data instead of CP2K when given
 CP2K_ITERATIONS = r"[1-9]\d*" if config["bootstrap"]["initial_data"] else r"\d+"
 # AOTInductor compiles C++; without a compiler the packaged (eager) models are the product
-COMPILE = config["model"]["compile"] and shutil.which("c++") is not None
+COMPILE = config["model"]["compile"] and can_compile()
 # settings that are the same in every iteration, worked out once
 LABEL_SETTINGS = settings.label(config)
 EVALUATION_SETTINGS = settings.evaluation(config)
