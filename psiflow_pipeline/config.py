@@ -66,6 +66,11 @@ def validate(config: dict, source: str) -> dict:
     return config
 
 
+def _from_iteration(i: int) -> str:
+    """Where a scheduled value applies, for an error message ("" from the start)."""
+    return f" (from iteration {i} on)" if i else ""
+
+
 def _check_consistency(config: dict, source: str) -> None:
     from psiflow_pipeline.settings import at_iteration, batching_refused, schedule_points
 
@@ -73,10 +78,9 @@ def _check_consistency(config: dict, source: str) -> None:
     for i in schedule_points(selection):
         resolved = at_iteration(selection, i)
         if resolved["trust_lo"] >= resolved["trust_hi"]:
-            where = f" (from iteration {i} on)" if i > 0 else ""
             raise ConfigError(
                 f"{source}: key 'selection.trust_lo' ({resolved['trust_lo']}) must be below "
-                f"'selection.trust_hi' ({resolved['trust_hi']}){where}"
+                f"'selection.trust_hi' ({resolved['trust_hi']}){_from_iteration(i)}"
             )
     _check_stress(config, source)
     _check_compiled_training(config, source)
@@ -101,8 +105,9 @@ def _check_consistency(config: dict, source: str) -> None:
             resolved = at_iteration(walker, i)
             refused = batching_refused(resolved)
             if refused:
-                where = f" (from iteration {i} on)" if i > 0 else ""
-                raise ConfigError(f"{source}: key 'walkers.{k}.batch': {resolved['batch']}{where}, but {refused}")
+                raise ConfigError(
+                    f"{source}: key 'walkers.{k}.batch': {resolved['batch']}{_from_iteration(i)}, but {refused}"
+                )
 
 
 def _check_compiled_training(config: dict, source: str) -> None:
@@ -117,7 +122,7 @@ def _check_compiled_training(config: dict, source: str) -> None:
         if batch_size < 2:
             raise ConfigError(
                 f"{source}: key 'model.batch_size': {batch_size}"
-                + (f" (from iteration {i} on)" if i else "")
+                + _from_iteration(i)
                 + f", but execution.train.compile_from_iteration ({first}) trains through torch.compile,"
                 " which needs batches of at least 2 frames"
             )
@@ -140,7 +145,7 @@ def _check_stress(config: dict, source: str) -> None:
         if at_iteration(config["model"], i)["stress_weight"] <= 0:
             raise ConfigError(
                 f"{what}, which it never learns with model.stress_weight 0"
-                + (f" (from iteration {i} on)" if i else "")
+                + _from_iteration(i)
                 + ": give the stress a weight in the training loss"
             )
 

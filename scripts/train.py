@@ -12,6 +12,7 @@ with rule_log(snakemake.log[0]) as log:
     settings = snakemake.params.settings
     i, m = int(snakemake.wildcards.i), int(snakemake.wildcards.m)
     execution = snakemake.config["execution"]["train"]
+    compiled = compiles_training(execution, i)
     n_train, n_valid = train_on_dataset(
         snakemake.input.dataset,
         training_dir(i, m),
@@ -23,7 +24,7 @@ with rule_log(snakemake.log[0]) as log:
         log_path=snakemake.log[0],
         warm_start_from=snakemake.input.warm_start[0] if snakemake.input.warm_start else None,
         resample_seed=[settings["seed"], i, m] if settings["bootstrap_resample"] else None,
-        compiled=(compiled := compiles_training(execution, i)),
+        compiled=compiled,
         energy_shifts=(
             dict(pd.read_csv(snakemake.input.isolated[0]).set_index("element").energy)
             if snakemake.input.isolated
