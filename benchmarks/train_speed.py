@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import overhead
 import pandas as pd
 import yaml
 
@@ -40,6 +41,25 @@ def run_quiet(command: list[str], **kwargs) -> None:
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+
+
+def measured(name: str, seconds: float) -> None:
+    """Each time as it is measured, so that a run stopped early still reports."""
+    print(f"  {name}: {seconds:.1f} s", flush=True)
+
+
+def stages(log: Path, started: float) -> str:
+    """Where a psiflow train step's time went, from its log's last run: the
+    start-up (imports, data, model) to nequip's TRAIN RUN START, the training
+    to TRAIN RUN END, and the packaging to the log's last line."""
+    text = log.read_text()
+    (begin, _), (end, _) = overhead.TRAIN.findall(text)[-2:]
+    last = overhead.ANY.findall(text)[-1]
+    return (
+        f"start-up {overhead.seconds(begin) - started:.1f} s, "
+        f"training {overhead.seconds(end) - overhead.seconds(begin):.1f} s, "
+        f"packaging {overhead.seconds(last) - overhead.seconds(end):.1f} s"
+    )
 
 
 def validation_curve(training_dir: Path) -> list[float]:
@@ -93,6 +113,7 @@ def main():
             )  # fmt: skip
 
         def run_psiflow(folder, warm, compiled=False):
+            started = time.time()
             try:
                 train_on_dataset(
                     dataset, folder / "training", folder / "model.nequip.zip", model, seed=42,
@@ -101,6 +122,7 @@ def main():
                 )  # fmt: skip
             except subprocess.CalledProcessError:
                 sys.exit(f"psiflow train failed:\n{(scratch / 'train.log').read_text()[-3000:]}")
+            print(f"    {stages(scratch / 'train.log', started)}", flush=True)
 
         # alternated, so that the machine's drifts fall on both
         for _ in range(args.repeats):
@@ -111,6 +133,7 @@ def main():
                 start = time.perf_counter()
                 run()
                 times[name].append(time.perf_counter() - start)
+                measured(name, times[name][-1])
             start = time.perf_counter()
             run_quiet(
                 [sys.executable, "-m", "nequip.scripts.package", "build", str(plain / "best.ckpt"),
@@ -118,10 +141,12 @@ def main():
                 env=env,
             )  # fmt: skip
             packaging.append(time.perf_counter() - start)
+            measured("nequip-package build, own process", packaging[-1])
         scratch_curve = validation_curve(plain)
         start = time.perf_counter()
         run_psiflow(scratch / "warm_start", previous)
         times["psiflow train (warm start)"].append(time.perf_counter() - start)
+        measured("psiflow train (warm start)", times["psiflow train (warm start)"][-1])
         warm_curve = validation_curve(scratch / "warm_start/training")
         compiled_curve = None
         if args.compiled:
@@ -131,6 +156,7 @@ def main():
                 start = time.perf_counter()
                 run_psiflow(scratch / "compiled", previous, compiled=True)
                 times[name] = [time.perf_counter() - start]
+                measured(name, times[name][-1])
             compiled_curve = validation_curve(scratch / "compiled/training")
     times = {name: float(np.median(values)) for name, values in times.items()}
     per_epoch = times["plain nequip-train"] / args.epochs
