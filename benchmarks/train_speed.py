@@ -1,7 +1,8 @@
 """Training speed: psiflow's train step (training and packaging in one
 process) against a plain `nequip-train`, and against `nequip-train` followed
 by `nequip-package build` in a process of its own; a warm start against
-training from scratch; with `--compiled`, the warm start through torch.compile
+training from scratch, and against a plain `nequip-train` from the same
+package; with `--compiled`, the warm start through torch.compile
 (`execution.train.compile_from_iteration`), with a cold and then a warm
 compile cache, against the eager one.
 
@@ -43,9 +44,9 @@ def run_quiet(command: list[str], **kwargs) -> None:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
 
-def measured(name: str, seconds: float) -> None:
+def measured(name: str, seconds: float, detail: str | None = None) -> None:
     """Each time as it is measured, so that a run stopped early still reports."""
-    print(f"  {name}: {seconds:.1f} s", flush=True)
+    print(f"  {name}: {seconds:.1f} s" + (f" ({detail})" if detail else ""), flush=True)
 
 
 def stages(log: Path, started: float) -> str:
@@ -102,14 +103,14 @@ def main():
         plain = scratch / "plain"
 
         # `python -m` runs what the console scripts run, also in an environment without them
-        def run_plain():
-            shutil.rmtree(plain, ignore_errors=True)
-            plain.mkdir()
-            (plain / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        def run_plain(folder=plain, config=config):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             run_quiet(
-                [sys.executable, "-m", "nequip.scripts.train", "-cp", str(plain), "-cn", "config",
-                 f"hydra.run.dir={plain}"],
-                cwd=plain, env=env,
+                [sys.executable, "-m", "nequip.scripts.train", "-cp", str(folder), "-cn", "config",
+                 f"hydra.run.dir={folder}"],
+                cwd=folder, env=env,
             )  # fmt: skip
 
         def run_psiflow(folder, warm, compiled=False):
@@ -122,7 +123,7 @@ def main():
                 )  # fmt: skip
             except subprocess.CalledProcessError:
                 sys.exit(f"psiflow train failed:\n{(scratch / 'train.log').read_text()[-3000:]}")
-            print(f"    {stages(scratch / 'train.log', started)}", flush=True)
+            return stages(scratch / "train.log", started)
 
         # alternated, so that the machine's drifts fall on both
         for _ in range(args.repeats):
@@ -131,9 +132,9 @@ def main():
                 ("psiflow train (from scratch)", lambda: run_psiflow(scratch / "from_scratch", None)),
             ):
                 start = time.perf_counter()
-                run()
+                detail = run()
                 times[name].append(time.perf_counter() - start)
-                measured(name, times[name][-1])
+                measured(name, times[name][-1], detail)
             start = time.perf_counter()
             run_quiet(
                 [sys.executable, "-m", "nequip.scripts.package", "build", str(plain / "best.ckpt"),
@@ -144,9 +145,18 @@ def main():
             measured("nequip-package build, own process", packaging[-1])
         scratch_curve = validation_curve(plain)
         start = time.perf_counter()
-        run_psiflow(scratch / "warm_start", previous)
+        detail = run_psiflow(scratch / "warm_start", previous)
         times["psiflow train (warm start)"].append(time.perf_counter() - start)
-        measured("psiflow train (warm start)", times["psiflow train (warm start)"][-1])
+        measured("psiflow train (warm start)", times["psiflow train (warm start)"][-1], detail)
+        # the warm start's own baseline: plain nequip-train from the same package
+        warm_config = training_config(
+            str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42, args.accelerator,
+            warm_start_from=str(previous),
+        )  # fmt: skip
+        start = time.perf_counter()
+        run_plain(scratch / "plain_warm_start", warm_config)
+        times["plain nequip-train (warm start)"] = [time.perf_counter() - start]
+        measured("plain nequip-train (warm start)", times["plain nequip-train (warm start)"][-1])
         warm_curve = validation_curve(scratch / "warm_start/training")
         compiled_curve = None
         if args.compiled:
@@ -154,9 +164,9 @@ def main():
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(scratch / "compile_cache")
             for name in ("psiflow train (warm start), compiled, cold cache", "the same, warm cache"):
                 start = time.perf_counter()
-                run_psiflow(scratch / "compiled", previous, compiled=True)
+                detail = run_psiflow(scratch / "compiled", previous, compiled=True)
                 times[name] = [time.perf_counter() - start]
-                measured(name, times[name][-1])
+                measured(name, times[name][-1], detail)
             compiled_curve = validation_curve(scratch / "compiled/training")
     times = {name: float(np.median(values)) for name, values in times.items()}
     per_epoch = times["plain nequip-train"] / args.epochs
@@ -168,6 +178,11 @@ def main():
     for name, seconds in times.items():
         print(f"{name:50s} {seconds:8.1f} {seconds / times['plain nequip-train']:8.2f}x "
               f"{seconds / times['psiflow train (warm start)']:19.2f}x")  # fmt: skip
+    print(
+        "psiflow's train step against plain nequip-train on the same start: from scratch "
+        f"{times['psiflow train (from scratch)'] / times['plain nequip-train']:.2f}x, warm start "
+        f"{times['psiflow train (warm start)'] / times['plain nequip-train (warm start)']:.2f}x"
+    )
     package = float(np.median(packaging))
     print(f"{'nequip-package build, own process':50s} {package:8.1f}")
     print(f"{'train, then package: two processes':50s} {times['plain nequip-train'] + package:8.1f} "
