@@ -12,7 +12,6 @@ import numpy as np
 import yaml
 
 from psiflow_pipeline import paths
-from psiflow_pipeline.data import replace_atomically
 from psiflow_pipeline.models.training_config import training_config
 
 
@@ -44,6 +43,8 @@ def train_member(config: dict, workdir, output, threads: int, log_path) -> None:
     job pays for compiling them; on a cluster that folder is on the shared
     file system, unlike Inductor's default under /tmp.
     """
+    from psiflow_pipeline.data import replace_atomically
+
     workdir = Path(workdir).resolve()
     if workdir.exists():  # a rerun starts clean; Lightning would otherwise version its files
         shutil.rmtree(workdir)
