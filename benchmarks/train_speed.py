@@ -97,9 +97,14 @@ def main():
         train, valid = split(frames, model["valid_fraction"])
         write_extxyz(train, scratch / "train.xyz")
         write_extxyz(valid, scratch / "valid.xyz")
-        config = training_config(
-            str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42, args.accelerator
-        )
+
+        def nequip_config(warm_start_from=None):
+            return training_config(
+                str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42, args.accelerator,
+                warm_start_from=warm_start_from,
+            )  # fmt: skip
+
+        config = nequip_config()
         plain = scratch / "plain"
 
         # `python -m` runs what the console scripts run, also in an environment without them
@@ -149,12 +154,8 @@ def main():
         times["psiflow train (warm start)"].append(time.perf_counter() - start)
         measured("psiflow train (warm start)", times["psiflow train (warm start)"][-1], detail)
         # the warm start's own baseline: plain nequip-train from the same package
-        warm_config = training_config(
-            str(scratch / "train.xyz"), str(scratch / "valid.xyz"), ["H", "O"], model, 42, args.accelerator,
-            warm_start_from=str(previous),
-        )  # fmt: skip
         start = time.perf_counter()
-        run_plain(scratch / "plain_warm_start", warm_config)
+        run_plain(scratch / "plain_warm_start", nequip_config(str(previous)))
         times["plain nequip-train (warm start)"] = [time.perf_counter() - start]
         measured("plain nequip-train (warm start)", times["plain nequip-train (warm start)"][-1])
         warm_curve = validation_curve(scratch / "warm_start/training")
