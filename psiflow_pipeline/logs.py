@@ -24,8 +24,8 @@ def rule_log(path):
     """
     with open(path, "a") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
         logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+        logging.root.handlers[0].addFilter(_without_parsl_detail)
         logging.captureWarnings(True)
-        logging.getLogger("parsl").setLevel(logging.WARNING)  # Parsl keeps its own log in its run directory
         log = logging.getLogger("psiflow")
         log.info(
             "%s %s from %s",
@@ -40,6 +40,13 @@ def rule_log(path):
             raise
         finally:
             sys.stdout.flush()
+
+
+def _without_parsl_detail(record: logging.LogRecord) -> bool:
+    """Parsl's records below WARNING stay in Parsl's own log (in its run
+    directory): `parsl.load` sets its logger to DEBUG, and a level set on
+    that logger beforehand would not hold."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("parsl")
 
 
 class Progress:

@@ -120,3 +120,23 @@ def test_mpi_tasks_get_one_slurm_task_per_rank_on_their_pilots():
     # 4 single points of 8 ranks x 2 threads: 32 SLURM tasks of 2 CPUs per node
     assert config.executors[0].max_workers_per_node == 4 and provider.cores_per_node is None
     assert "#SBATCH --ntasks-per-node=32\n#SBATCH --cpus-per-task=2\n" in provider.scheduler_options
+
+
+def test_a_rule_log_keeps_parsls_warnings_and_leaves_its_detail_to_parsls_own_log(tmp_path):
+    import logging
+
+    from psiflow_pipeline.logs import rule_log
+
+    saved = logging.root.handlers[:], logging.root.level
+    try:
+        with rule_log(tmp_path / "rule.log") as log:
+            inputs = [(p,) for p in sorted((REPO / "resources/plumed").glob("*.dat"))]
+            execution = Execution(cores=2, in_threads=True)
+            assert len(dict(run_tasks(read_input, inputs, execution, tmp_path / "parsl"))) == len(inputs)
+            logging.getLogger("parsl.dataflow").warning("a warning of Parsl")
+            log.info("done")
+    finally:
+        logging.root.handlers[:], logging.root.level = saved
+    lines = (tmp_path / "rule.log").read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines[1:]] == ["a warning of Parsl", "done"]
+    assert "Task 0 submitted" in next((tmp_path / "parsl").glob("*/parsl.log")).read_text()
