@@ -147,6 +147,8 @@ def test_a_stop_criterion_ends_the_loop_and_tightening_it_continues_without_reco
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     # at most one iteration more, but stop as soon as the fresh labels' error is below 100 eV/Å: after iteration 1
     config.update(iterations=LAST + 1, stop={"force_rmse": 100.0})
+    # which committee is final is what this test is about, not compiling it (about 75 s a time; test_models does)
+    config["model"]["compile"] = False
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2")
     decision = yaml.safe_load((workdir / paths.stop_decision(1)).read_text())
