@@ -1,7 +1,7 @@
 """Rule compile: one member of the final committee, AOTInductor-compiled for ASE."""
 
 from psiflow_pipeline.data import read_h5
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.models.committee import default_device
 from psiflow_pipeline.models.compile import compile_model
 
@@ -14,3 +14,4 @@ with rule_log(snakemake.log[0]) as log:
     check = dataset.to_atoms(len(dataset) - 1)  # a frame of the run's own data
     difference = compile_model(snakemake.input.package, snakemake.output.compiled, device, snakemake.log[0], check)
     log.info("compiled for %s; forces within %.1e eV/Å of the package", device, difference)
+end_process()  # outputs written: skip the teardown of torch and nequip

@@ -6,7 +6,7 @@ import pandas as pd
 
 from psiflow_pipeline.data import Frames, read_extxyz, read_h5
 from psiflow_pipeline.evaluation import evaluate_iteration
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.models.committee import BatchedCommittee
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
@@ -29,3 +29,4 @@ with rule_log(snakemake.log[0]) as log:
     table.to_csv(snakemake.output.metrics, index=False)
     np.savez_compressed(snakemake.output.parity, **parity)
     log.info("\n%s", table.to_string())
+end_process()  # outputs written: skip the teardown of torch and nequip

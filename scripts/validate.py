@@ -5,7 +5,7 @@ import pandas as pd
 import yaml
 
 from psiflow_pipeline.data import read_structures
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.report import validation_figure
 from psiflow_pipeline.validation import read_reference, validate_committee
 
@@ -36,3 +36,4 @@ with rule_log(snakemake.log[0]) as log:
     with open(snakemake.output.verdict, "w") as handle:
         yaml.safe_dump(record, handle, sort_keys=False, allow_unicode=True)
     log.info("%s; committee deviation %.3f eV/Å on average", record["verdict"], record["deviation_mean"])
+end_process()  # outputs written: skip the teardown of torch and nequip

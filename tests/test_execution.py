@@ -140,3 +140,23 @@ def test_a_rule_log_keeps_parsls_warnings_and_leaves_its_detail_to_parsls_own_lo
     lines = (tmp_path / "rule.log").read_text().splitlines()
     assert [line.split(" ", 2)[2] for line in lines[1:]] == ["a warning of Parsl", "done"]
     assert "Task 0 submitted" in next((tmp_path / "parsl").glob("*/parsl.log")).read_text()
+
+
+def test_a_rule_script_ends_without_teardown_and_keeps_its_log(tmp_path):
+    import subprocess
+    import sys
+
+    log, teardown = tmp_path / "rule.log", tmp_path / "teardown"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import atexit\n"
+        "from psiflow_pipeline.logs import end_process, rule_log\n"
+        f"atexit.register(lambda: open({str(teardown)!r}, 'w').close())\n"
+        f"with rule_log({str(log)!r}) as log:\n"
+        "    log.info('logged')\n"
+        "    print('printed')\n"
+        "end_process()\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True)
+    assert "logged" in log.read_text() and "printed" in log.read_text()
+    assert not teardown.exists()  # Python's teardown (atexit, finalizers) did not run

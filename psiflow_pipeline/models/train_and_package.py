@@ -28,4 +28,7 @@ def main(workdir: str, package_path: str) -> None:
 
 
 if __name__ == "__main__":
+    from psiflow_pipeline.logs import end_process
+
     main(*sys.argv[1:])
+    end_process()  # the package is written: skip the teardown of torch, Lightning and nequip
