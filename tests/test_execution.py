@@ -1,8 +1,12 @@
 """The execution context: job resources from the config, Parsl configurations
-for the local and SLURM providers, and a clean shutdown on error."""
+for the local and SLURM providers, and a clean shutdown on error; a rule
+script's process: Parsl's detail kept out of its log, and its quick end."""
 
 import dataclasses
+import logging
 import os
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -10,6 +14,7 @@ from conftest import REPO, tiny_config
 
 from psiflow_pipeline.config import validate
 from psiflow_pipeline.execution import Execution, job_cores, job_resources, run_tasks
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.plumed import PlumedInputError, read_input
 
 
@@ -123,10 +128,6 @@ def test_mpi_tasks_get_one_slurm_task_per_rank_on_their_pilots():
 
 
 def test_a_rule_log_keeps_parsls_warnings_and_leaves_its_detail_to_parsls_own_log(tmp_path):
-    import logging
-
-    from psiflow_pipeline.logs import rule_log
-
     saved = logging.root.handlers[:], logging.root.level
     try:
         with rule_log(tmp_path / "rule.log") as log:
@@ -143,14 +144,11 @@ def test_a_rule_log_keeps_parsls_warnings_and_leaves_its_detail_to_parsls_own_lo
 
 
 def test_a_rule_script_ends_without_teardown_and_keeps_its_log(tmp_path):
-    import subprocess
-    import sys
-
     log, teardown = tmp_path / "rule.log", tmp_path / "teardown"
     script = tmp_path / "script.py"
     script.write_text(
         "import atexit\n"
-        "from psiflow_pipeline.logs import end_process, rule_log\n"
+        f"from {end_process.__module__} import end_process, rule_log\n"
         f"atexit.register(lambda: open({str(teardown)!r}, 'w').close())\n"
         f"with rule_log({str(log)!r}) as log:\n"
         "    log.info('logged')\n"
