@@ -14,4 +14,4 @@ with rule_log(snakemake.log[0]) as log:
     check = dataset.to_atoms(len(dataset) - 1)  # a frame of the run's own data
     difference = compile_model(snakemake.input.package, snakemake.output.compiled, device, snakemake.log[0], check)
     log.info("compiled for %s; forces within %.1e eV/Å of the package", device, difference)
-end_process()  # outputs written: skip the teardown of torch and nequip
+end_process()

@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 
 from psiflow_pipeline.data import read_h5
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.stopping import decide
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
@@ -25,3 +25,4 @@ with rule_log(snakemake.log[0]) as log:
         snakemake.wildcards.i,
         decision["reason"],
     )
+end_process()

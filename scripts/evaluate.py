@@ -29,4 +29,4 @@ with rule_log(snakemake.log[0]) as log:
     table.to_csv(snakemake.output.metrics, index=False)
     np.savez_compressed(snakemake.output.parity, **parity)
     log.info("\n%s", table.to_string())
-end_process()  # outputs written: skip the teardown of torch and nequip
+end_process()

@@ -8,7 +8,7 @@ from psiflow_pipeline.cp2k.command import command_from_config
 from psiflow_pipeline.cp2k.isolated import isolated_atom_template
 from psiflow_pipeline.cp2k.process import single_point
 from psiflow_pipeline.data import Status, read_structures
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 
 snakemake = snakemake  # noqa: F821 (injected by Snakemake)
 
@@ -26,3 +26,4 @@ with rule_log(snakemake.log[0]) as log:
     if (table.status != Status.OK).any():
         raise RuntimeError(f"isolated-atom single points failed:\n{table}")
     table.to_csv(snakemake.output.energies, index=False)
+end_process()

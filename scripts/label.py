@@ -4,7 +4,7 @@ from psiflow_pipeline.cp2k.command import command_from_config
 from psiflow_pipeline.data import read_h5, write_h5
 from psiflow_pipeline.execution import Execution
 from psiflow_pipeline.labeling import check_failures, label
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.paths import label_cache, parsl_run_dir
 from psiflow_pipeline.settings import label_policy
 
@@ -28,3 +28,4 @@ with rule_log(snakemake.log[0]):
     write_h5(labeled, snakemake.output.labeled)
     policy = label_policy(snakemake.config, i)
     check_failures(labeled, policy["max_failed_fraction"], snakemake.output.labeled)
+end_process()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from psiflow_pipeline.data import read_h5, read_structures, write_h5
 from psiflow_pipeline.execution import Execution
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.paths import parsl_run_dir
 from psiflow_pipeline.sampling import sample
 
@@ -31,3 +31,4 @@ with rule_log(snakemake.log[0]) as log:
     write_h5(candidates, snakemake.output.candidates)
     write_h5(walkers, snakemake.output.walkers)
     log.info("%d candidate frames", len(candidates))
+end_process()

@@ -1,7 +1,7 @@
 """Rule select: frames whose committee disagreement lies inside the trust region."""
 
 from psiflow_pipeline.data import read_h5, write_h5
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.seeds import rng_for
 from psiflow_pipeline.selection import select
 
@@ -16,3 +16,4 @@ with rule_log(snakemake.log[0]) as log:
     )
     write_h5(selected, snakemake.output.selected)
     log.info("selected %d of %d candidates (%s)", len(selected), len(candidates), s["method"])
+end_process()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.report import (
     MODEL_README,
     calibration_figure,
@@ -42,3 +42,4 @@ with rule_log(snakemake.log[0]) as log:
     text = summary_text(metrics, labels, verdict)
     Path(outputs.text).write_text(text)
     log.info("\n%s\n%s", metrics.to_string(), text)
+end_process()

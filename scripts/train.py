@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from psiflow_pipeline.logs import rule_log
+from psiflow_pipeline.logs import end_process, rule_log
 from psiflow_pipeline.models.training import compiles_training, train_on_dataset
 from psiflow_pipeline.paths import training_dir
 
@@ -32,3 +32,4 @@ with rule_log(snakemake.log[0]) as log:
         ),
     )
     log.info("trained on %d frames, validated on %d%s", n_train, n_valid, " (torch.compile)" if compiled else "")
+end_process()

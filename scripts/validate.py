@@ -36,4 +36,4 @@ with rule_log(snakemake.log[0]) as log:
     with open(snakemake.output.verdict, "w") as handle:
         yaml.safe_dump(record, handle, sort_keys=False, allow_unicode=True)
     log.info("%s; committee deviation %.3f eV/Å on average", record["verdict"], record["deviation_mean"])
-end_process()  # outputs written: skip the teardown of torch and nequip
+end_process()

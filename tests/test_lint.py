@@ -1,5 +1,6 @@
 """Static checks of the workflow: linters, rule directives and conda env files."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -144,6 +145,12 @@ def test_env_provides_everything_the_rule_script_imports_and_runs(name, script, 
         needed[package] = "runs it"
     missing = {package: why for package, why in needed.items() if package not in packages}
     assert not missing, f"rule {name}: {env.name} lacks {missing}"
+
+
+@pytest.mark.parametrize("name, script, env", list(rule_scripts()), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_rule_script_ends_with_end_process(name, script, env):
+    last = ast.parse(script.read_text()).body[-1]
+    assert ast.unparse(last) == "end_process()", f"rule {name}: {script.name} must end with end_process()"
 
 
 def test_import_analysis_follows_the_library():
