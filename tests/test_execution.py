@@ -14,7 +14,7 @@ from conftest import REPO, tiny_config
 
 from psiflow_pipeline.config import validate
 from psiflow_pipeline.execution import Execution, job_cores, job_resources, run_tasks
-from psiflow_pipeline.logs import end_process, rule_log
+from psiflow_pipeline.logs import rule_log
 from psiflow_pipeline.plumed import PlumedInputError, read_input
 
 
@@ -148,7 +148,7 @@ def test_a_rule_script_ends_without_teardown_and_keeps_its_log(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(
         "import atexit\n"
-        f"from {end_process.__module__} import end_process, rule_log\n"
+        "from psiflow_pipeline.logs import end_process, rule_log\n"
         f"atexit.register(lambda: open({str(teardown)!r}, 'w').close())\n"
         f"with rule_log({str(log)!r}) as log:\n"
         "    log.info('logged')\n"
