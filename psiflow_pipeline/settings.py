@@ -216,6 +216,13 @@ def training(config: dict, iteration: int) -> dict:
     stress = stress_labels(config) and model["stress_weight"] > 0
     if not stress:
         model.pop("stress_weight")
+    # only what the schedule uses; the plateau schedule's params are as they
+    # were before `lr_schedule` existed, so an upgrade reruns no training
+    if model["lr_schedule"] == "plateau":
+        model.pop("lr_schedule")
+    else:
+        model.pop("lr_factor")
+        model.pop("lr_patience")
     return canonical(
         dict(model, seed=config["seed"], isolated_atoms=config["reference"]["isolated_atoms"], stress=stress)
     )

@@ -273,6 +273,24 @@ def test_stress_labels_and_stress_training_follow_walkers_that_change_the_cell()
     assert settings.stress_labels(forced)  # asked for, with NVT walkers
 
 
+def test_training_settings_hold_only_what_the_learning_rate_schedule_uses():
+    from psiflow_pipeline.models.training_config import training_config
+
+    plateau = settings.training(validate(tiny_config(), "tiny.yaml"), 1)
+    # as before the key existed: a study made then reruns no training
+    assert "lr_schedule" not in plateau and plateau["lr_patience"] == 5
+    scheduler = training_config("t.xyz", "v.xyz", ["H", "O"], plateau, seed=1)["training_module"]["lr_scheduler"]
+    assert scheduler["scheduler"]["_target_"].endswith("ReduceLROnPlateau") and scheduler["scheduler"]["patience"] == 5
+    model = {"lr_schedule": "cosine", "max_epochs": 40, "lr_patience": 3}
+    cosine = settings.training(validate(tiny_config(model=model), "tiny.yaml"), 1)
+    assert cosine["lr_schedule"] == "cosine" and "lr_patience" not in cosine and "lr_factor" not in cosine
+    other_patience = dict(model, lr_patience=9)  # changes nothing a cosine schedule does
+    assert settings.training(validate(tiny_config(model=other_patience), "tiny.yaml"), 1) == cosine
+    scheduler = training_config("t.xyz", "v.xyz", ["H", "O"], cosine, seed=1)["training_module"]["lr_scheduler"]
+    assert scheduler["scheduler"] == {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": 40}
+    assert scheduler["interval"] == "epoch"
+
+
 def test_training_config_adds_the_stress_term_only_when_training_on_stress():
     from psiflow_pipeline.models.training_config import training_config
 

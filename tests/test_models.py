@@ -141,6 +141,23 @@ def test_nequip_options_pass_through_and_warm_start_config():
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
 
 
+def test_cosine_schedule_anneals_the_learning_rate_over_max_epochs(pipeline_run, tmp_path):
+    import torch
+
+    model = validate(tiny_config(), "tiny.yaml")["model"]
+    model.update(lr_schedule="cosine", max_epochs=4, learning_rate=0.01)
+    train_on_dataset(
+        pipeline_run / "results/iter_1/dataset.h5", tmp_path / "training", tmp_path / "model.nequip.zip", model,
+        seed=1, accelerator="cpu", threads=2, log_path=tmp_path / "train.log",
+    )  # fmt: skip
+    checkpoint = torch.load(tmp_path / "training/last.ckpt", map_location="cpu", weights_only=False)
+    (scheduler,) = checkpoint["lr_schedulers"]
+    steps = scheduler["last_epoch"]
+    assert scheduler["T_max"] == 4 and steps >= 3  # stepped once per epoch
+    assert scheduler["_last_lr"][0] == pytest.approx(0.01 * (1 + np.cos(np.pi * steps / 4)) / 2, rel=1e-9)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] < 0.01 / 2
+
+
 def test_model_stress_is_the_strain_derivative_of_its_energy_in_ases_convention(trained, water_8):
     """The convention end to end: CP2K's stress is turned into ASE's (tests/test_labeling.py
     checks it against a finite difference); NequIP learns and predicts the same."""

@@ -75,6 +75,10 @@ CASES = {
         lambda c, tmp: c["model"].update(schedule=[{"from_iteration": LAST, "max_epochs": 3}]),
         iteration_jobs(LAST, "train") | FINAL,
     ),
+    "a cosine learning-rate schedule from the last iteration": (
+        lambda c, tmp: c["model"].update(schedule=[{"from_iteration": LAST, "lr_schedule": "cosine"}]),
+        iteration_jobs(LAST, "train") | FINAL,
+    ),
     "temperatures written as floats": (
         lambda c, tmp: c["walkers"][0].update(temperature=[300.0, 400.0]),
         set(),

@@ -99,17 +99,7 @@ def training_config(
             "val_metrics": _metrics(model),
             "train_metrics": "${training_module.val_metrics}",
             "optimizer": {"_target_": "torch.optim.Adam", "lr": model["learning_rate"]},
-            "lr_scheduler": {
-                "scheduler": {
-                    "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
-                    "factor": model["lr_factor"],
-                    "patience": model["lr_patience"],
-                    "min_lr": 1e-6,
-                },
-                "monitor": MONITORED_METRIC,
-                "interval": "epoch",
-                "frequency": 1,
-            },
+            "lr_scheduler": _lr_scheduler(model),
             "model": {
                 "_target_": "nequip.model.NequIPGNNModel",
                 "seed": seed,
@@ -175,6 +165,21 @@ def _metrics(model: dict) -> dict:
         "coeffs": coeffs | {"stress_mae": model["stress_weight"] ** 0.5},
         "ignore_nan": {"stress": True},
     }
+
+
+def _lr_scheduler(model: dict) -> dict:
+    """Lightning's scheduler entry for `model["lr_schedule"]` (plateau where
+    the settings leave it out), stepped once per epoch."""
+    if model.get("lr_schedule") == "cosine":
+        scheduler = {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": model["max_epochs"]}
+    else:
+        scheduler = {
+            "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau",
+            "factor": model["lr_factor"],
+            "patience": model["lr_patience"],
+            "min_lr": 1e-6,
+        }
+    return {"scheduler": scheduler, "monitor": MONITORED_METRIC, "interval": "epoch", "frequency": 1}
 
 
 def merge(base: dict, overrides: dict) -> dict:
