@@ -91,6 +91,27 @@ def test_a_shared_model_is_loaded_once_per_process_and_again_when_its_file_chang
     assert shared_calculator(package) is not first
 
 
+def test_a_process_scans_the_installed_packages_once_for_all_the_models_it_loads(pipeline_run):
+    """nequip's packaged code maps modules to distributions when a package
+    loads; a job that loads several models pays that scan once."""
+    import subprocess
+    import sys
+
+    packages = [str(pipeline_run / f"results/summary/model/member_{m}.nequip.zip") for m in (0, 1)]
+    script = f"""
+import importlib.metadata
+calls = []
+scan = importlib.metadata.packages_distributions
+importlib.metadata.packages_distributions = lambda: calls.append(1) or scan()
+from psiflow_pipeline.models.committee import load_calculator
+for path in {packages!r}:
+    load_calculator(path, "cpu")
+print(len(calls))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "1"  # 3 without: importing nequip, then each package
+
+
 def test_bootstrap_resample_gives_each_member_its_own_training_set(trained):
     workdir, _ = trained
     plain = read_extxyz(workdir / "m0/data/train.xyz").frame["identifier"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from psiflow_pipeline.models import scan_installed_packages_once
 from psiflow_pipeline.models.uncertainty import uncertainty
 
 
@@ -22,6 +23,7 @@ def load_calculator(path, device: str | None = None, batched: bool = False):
     """A calculator for a packaged (.nequip.zip) or compiled (.nequip.pt2)
     model: ASE's, or with `batched` torch-sim's, which evaluates many
     structures in one forward pass."""
+    scan_installed_packages_once()
     if batched:
         from nequip.integrations.torchsim import NequIPTorchSimCalc as Integration
     else:

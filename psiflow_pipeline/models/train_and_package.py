@@ -18,6 +18,9 @@ def best_checkpoint(workdir: Path) -> Path:
 
 
 def main(workdir: str, package_path: str) -> None:
+    from psiflow_pipeline.models import scan_installed_packages_once
+
+    scan_installed_packages_once()  # a warm start loads a package
     from nequip.scripts import package, train
 
     workdir = Path(workdir).resolve()
