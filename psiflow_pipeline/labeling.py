@@ -15,7 +15,7 @@ from ase import Atoms
 from psiflow_pipeline.cp2k.command import Cp2kCommand
 from psiflow_pipeline.cp2k.output import SinglePoint
 from psiflow_pipeline.cp2k.process import single_point
-from psiflow_pipeline.cp2k.shell import close_sessions, persistent_single_point, start_shells
+from psiflow_pipeline.cp2k.shell import close_sessions, persistent_single_point
 from psiflow_pipeline.data import Frames, Status, replace_atomically
 from psiflow_pipeline.execution import Execution, run_tasks
 from psiflow_pipeline.logs import Progress
@@ -121,8 +121,6 @@ def label(
     progress = Progress(len(frames), "single points", log, done=len(frames) - len(todo))
     start, busy = time.perf_counter(), 0.0
     try:
-        if todo and persistent and execution.provider == "local":  # workers are threads of this process
-            start_shells(execution.workers_per_node(len(todo)), template, command, images[todo[0]], stress, scratch)
         for index, result in run_tasks(label_task, tasks, execution, run_dir):
             k = todo[index]
             if isinstance(result, Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import shlex
 import shutil
 import tempfile
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.cp2k import Cp2kShell
 from ase.units import Bohr, Hartree
 
 from psiflow_pipeline.cp2k.command import Cp2kCommand
@@ -43,7 +41,8 @@ class ShellSession:
         stress: bool = False,
         trajectory: bool = False,
     ):
-        self.started_at = time.perf_counter()
+        from ase.calculators.cp2k import Cp2kShell
+
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.output = self.directory / "cp2k.out"
@@ -69,7 +68,6 @@ class ShellSession:
             self.close()
             raise RuntimeError(reason) from error
         self.cell = cp2k_geometry(atoms)[0]  # as written in the input
-        self.ready_at = time.perf_counter()
 
     def _ask(self, line: str) -> None:
         self.shell.send(line)
@@ -130,85 +128,31 @@ class ShellSession:
 # is the unit that owns cores. Keyed by thread, so that workers in threads of
 # one process each keep their own shell.
 _SESSIONS: dict[int, dict] = {}
-# Shells started ahead of the tasks (`start_shells`), each taken by the first
-# worker thread of this process that needs one of its kind.
-_SPARES: list[tuple[tuple, concurrent.futures.Future]] = []
-_SPARES_LOCK = threading.Lock()
-
-
-def _session_key(template: str, command: Cp2kCommand, stress: bool, trajectory: bool) -> tuple:
-    return (template, stress, trajectory, command.executable, command.mpi_ranks, command.omp_threads, command.launcher)
-
-
-def start_shells(count: int, template: str, command: Cp2kCommand, atoms: Atoms, stress: bool = False, workdir=None):
-    """Start `count` shells for frames like `atoms` in the background, for
-    workers that are threads of this process: CP2K's start then overlaps
-    the workers' own (Parsl's import and start, about 1 s)."""
-    if shutil.which(command.executable) is None:
-        return  # the tasks report it
-
-    def start() -> ShellSession:
-        return ShellSession(template, command, atoms, tempfile.mkdtemp(prefix="cp2k_shell_", dir=workdir), stress)
-
-    starter = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="cp2k-shell-start")
-    key = _session_key(template, command, stress, trajectory=False)
-    with _SPARES_LOCK:
-        _SPARES.extend((key, starter.submit(start)) for _ in range(count))
-    starter.shutdown(wait=False)
-
-
-def _take_spare(key: tuple, atoms: Atoms) -> ShellSession | None:
-    with _SPARES_LOCK:
-        taken = next((spare for spare in _SPARES if spare[0] == key), None)
-        if taken is None:
-            return None
-        _SPARES.remove(taken)
-    try:
-        session = taken[1].result()
-    except Exception:  # it failed to start: the task starts its own and reports why
-        return None
-    if session.fits(atoms):
-        return session
-    session.close()
-    return None
 
 
 @atexit.register
 def close_sessions() -> None:
-    """End this process's CP2K shells, those of every thread and the spares
-    no worker took (also at exit)."""
+    """End this process's CP2K shells, those of every thread (also at exit)."""
     for sessions in list(_SESSIONS.values()):
         for session in sessions.values():
             session.close()
     _SESSIONS.clear()
-    with _SPARES_LOCK:
-        spares = [future for _, future in _SPARES]
-        _SPARES.clear()
-    for future in spares:
-        if future.exception() is None:
-            future.result().close()
 
 
 def persistent_single_point(
     atoms: Atoms, template: str, command: Cp2kCommand, stress: bool = False, workdir=None, trajectory: bool = False
 ) -> SinglePoint:
     """Like `single_point`, through a CP2K shell that lives as long as this
-    process; `trajectory`: the calls follow one MD trajectory (`ShellSession`).
-    A task that takes a shell started ahead (`start_shells`) counts that
-    shell's start in its time, as if it had started the shell itself."""
+    process; `trajectory`: the calls follow one MD trajectory (`ShellSession`)."""
     start = time.perf_counter()
     sessions = _SESSIONS.setdefault(threading.get_ident(), {})
-    key = _session_key(template, command, stress, trajectory)
+    key = (template, stress, trajectory, command.executable, command.mpi_ranks, command.omp_threads, command.launcher)
     session = sessions.get(key)
     if session is None or not session.fits(atoms):
         for old in sessions.values():
             old.close()
         sessions.clear()
-        session = _take_spare(key, atoms)
-        if session is not None:
-            sessions[key] = session
-            # its start, not the time it waited for this task
-            start = max(start, session.ready_at) - (session.ready_at - session.started_at)
+        session = None
     timed_out = threading.Event()
     timer = None
     try:
