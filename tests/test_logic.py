@@ -395,6 +395,26 @@ def test_rdf_of_an_ideal_gas_is_one_and_the_difference_of_equal_structures_zero(
     assert rdf_difference(r, g, g) == 0 and rdf_difference(r, g, np.ones_like(g)) < 0.5
 
 
+def test_a_first_peaks_error_is_the_spread_of_its_height_over_consecutive_blocks():
+    """Two blocks of a lattice at spacings 2.0 and 2.1 Å, whose first peaks differ:
+    the error is the standard deviation of the two heights over √2."""
+    from ase import Atoms
+
+    from psiflow_pipeline.validation import first_peak, peak_height_errors, rdfs
+
+    def lattice(a):
+        return Atoms("Ar", positions=[[0, 0, 0]], cell=[a, a, a], pbc=True) * (4, 4, 4)
+
+    pair = ("Ar", "Ar")
+    images = [lattice(2.0)] * 3 + [lattice(2.1)] * 3
+    heights = [first_peak(*rdfs(block, [pair], 4.0, 40)[pair])[1] for block in (images[:3], images[3:])]
+    assert abs(heights[0] - heights[1]) > 0.1
+    errors = peak_height_errors(images, [pair], 4.0, 40, blocks=2)
+    assert errors[pair] == pytest.approx(abs(heights[0] - heights[1]) / 2)  # std (ddof 1) of two / √2
+    assert peak_height_errors([lattice(2.0)] * 4, [pair], 4.0, 40)[pair] == 0
+    assert np.isnan(peak_height_errors(images[:3], [pair], 4.0, 40)[pair])  # fewer frames than blocks
+
+
 def test_the_runs_of_a_reference_md_are_pooled_frame_by_frame(tmp_path):
     """validation.reference may list several runs: their RDF is that of all their frames."""
     from ase import Atoms
@@ -423,9 +443,11 @@ def test_verdict_says_how_long_the_run_stayed_physical_and_the_largest_rdf_diffe
 
     settings = {"walker": {"steps": 1000, "timestep": 0.5, "ensemble": "nvt", "temperature": 350}}
     structure = {
-        "O-O": {"peak": (2.8, 3.1), "reference_peak": (2.75, 3.0), "difference": 0.2},
-        "H-O": {"peak": (1.8, 1.2), "reference_peak": (1.8, 1.3), "difference": 0.05},
+        "O-O": {"peak": (2.8, 3.1), "peak_error": 0.1, "reference_peak": (2.75, 3.0), "difference": 0.2},
+        "H-O": {"peak": (1.8, 1.2), "peak_error": 0.1, "reference_peak": (1.8, 1.3), "difference": 0.05},
     }
+    for entry in structure.values():
+        entry["reference_peak_error"] = 0.05
     stable = ProductionRun(times_ps=[0.25, 0.5], temperatures=[340, 360], deviations=[0.1, 0.2])
     record = verdict(stable, settings, structure)
     assert record["verdict"] == "stable for 0.5 ps (NVT at 350 K); largest RDF difference O-O 0.200 Å"

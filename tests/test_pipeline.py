@@ -144,6 +144,7 @@ def test_validation_runs_the_final_committee_and_writes_its_figures_and_verdict(
     assert len(series) >= 1 and np.isfinite(series.deviation).all()
     # the structure of the frames it saved, against the reference MD
     assert set(verdict["rdf"]) == {"H-H", "H-O", "O-O"} and verdict["largest_rdf_difference"]["value"] > 0
+    assert {"peak_g_error", "reference_peak_g_error"} <= set(verdict["rdf"]["O-O"])
     rdf = pd.read_csv(folder / "rdf.csv")
     assert {"r", "g_O-O", "g_O-O_reference"} <= set(rdf.columns) and rdf.r.max() < 3.2  # half the 8-water box
     assert (folder / "validation.png").stat().st_size > 0
