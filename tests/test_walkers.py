@@ -211,7 +211,11 @@ def test_a_walker_following_one_member_records_the_full_committees_deviation(mod
 def test_batched_nve_walkers_reproduce_the_walkers_run_one_by_one(models, tmp_path, propagate):
     """Four NVE walkers in batches (through Parsl) against each run alone with
     ASE's integrator: the walkers at 1 K heat above 3x their target at once
-    and leave their batch, the others go on as if alone."""
+    and leave their batch, the others go on as if alone. Equal to the models'
+    round-off: they compute in float32 (`model_dtype`), and a batch need not
+    give one structure's forces bit for bit (on some CPUs 1e-7 relative in the
+    deviations, 4e-8 Å in positions after 100 steps), where a walker paired
+    with the wrong member, momenta or noise would differ by 1e-3 and more."""
     group = {"count": 4, "ensemble": "nve", "temperature": [1, 1, 2000, 2500], "timestep": 0.25, "steps": 100}
     group.update(stride=10, max_volume_change=10.0, propagate=propagate, batch=4)
     settings = step_settings.sample(validate(tiny_config(walkers=[group]), "tiny.yaml"), 1)
@@ -225,11 +229,11 @@ def test_batched_nve_walkers_reproduce_the_walkers_run_one_by_one(models, tmp_pa
         assert list(mine.frame["identifier"]) == list(alone.frame["identifier"])
         assert list(mine.frame["reason"]) == list(alone.frame["reason"])
         for key in ("energy", "deviation", "energy_deviation", "temperature"):
-            np.testing.assert_allclose(mine.frame[key], alone.frame[key], rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(mine.frame[key], alone.frame[key], rtol=1e-5, atol=1e-6)
         for j in range(len(mine)):  # equal up to a lattice vector: torch-sim wraps positions into the cell
             cell = alone.to_atoms(j).cell
             fractional = cell.scaled_positions(mine.to_atoms(j).positions - alone.to_atoms(j).positions)
-            assert np.abs((fractional - np.round(fractional)) @ cell.array).max() < 1e-8
+            assert np.abs((fractional - np.round(fractional)) @ cell.array).max() < 1e-6
         if k < 2:
             assert "temperature" in alone.frame["reason"][-1] and len(alone) < 10
     # walker 2 shares its batch with walker 0 (member) or with all (mean) and outlives their resets
