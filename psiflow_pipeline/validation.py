@@ -26,21 +26,41 @@ def pairs_of(numbers) -> list[tuple[str, str]]:
     return list(itertools.combinations_with_replacement(symbols, 2))
 
 
-def rdfs(
-    images: list[Atoms], pairs: list[tuple[str, str]], r_max: float, bins: int
-) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """The radial distribution functions g(r) of element pairs, averaged over
-    periodic `images`: pair -> (bin centres in Å, g). Distances of minimum
-    images, so `r_max` at most half the smallest cell width. Each frame's
-    pairs within `r_max` come from one neighbour list (matscipy's, in C: a
-    5 ps validation saves 500 frames, which all-distance matrices per pair
-    took 20 s to histogram)."""
+@dataclass
+class PairCounts:
+    """What g(r) is made of, per frame: each element pair's distances binned
+    (pair -> frames x bins) and its pair density (pair -> frames), so that the
+    whole run and stretches of it come from one pass over the frames."""
+
+    edges: np.ndarray
+    histograms: dict
+    densities: dict
+
+    def __len__(self) -> int:
+        return len(next(iter(self.densities.values()), []))
+
+    def rdfs(self, frames=slice(None)) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+        """pair -> (bin centres in Å, g) averaged over `frames` (all by default)."""
+        shells = 4 / 3 * np.pi * (self.edges[1:] ** 3 - self.edges[:-1] ** 3)
+        centres = (self.edges[1:] + self.edges[:-1]) / 2
+        return {
+            pair: (centres, counts[frames].sum(axis=0) / (shells * self.densities[pair][frames].sum()))
+            for pair, counts in self.histograms.items()
+        }
+
+
+def pair_counts(images: list[Atoms], pairs: list[tuple[str, str]], r_max: float, bins: int) -> PairCounts:
+    """The binned pair distances of periodic `images` up to `r_max`. Distances
+    of minimum images, so `r_max` at most half the smallest cell width. Each
+    frame's pairs within `r_max` come from one neighbour list (matscipy's, in
+    C: a 5 ps validation saves 500 frames, which all-distance matrices per
+    pair took 20 s to histogram)."""
     from matscipy.neighbours import neighbour_list
 
     edges = np.linspace(0.0, r_max, bins + 1)
-    histograms = {pair: np.zeros(bins) for pair in pairs}
-    densities = dict.fromkeys(pairs, 0.0)
-    for atoms in images:
+    histograms = {pair: np.zeros((len(images), bins)) for pair in pairs}
+    densities = {pair: np.zeros(len(images)) for pair in pairs}
+    for frame, atoms in enumerate(images):
         symbols = np.array(atoms.get_chemical_symbols())
         first, second, distances = neighbour_list("ijd", atoms, r_max)
         first_symbols, second_symbols = symbols[first], symbols[second]
@@ -52,11 +72,17 @@ def rdfs(
                 count = counts[0] * (counts[0] - 1) / 2
             else:
                 count = counts[0] * counts[1]
-            histograms[(a, b)] += np.histogram(distances[found], edges)[0]
-            densities[(a, b)] += count / atoms.get_volume()
-    shells = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    centres = (edges[1:] + edges[:-1]) / 2
-    return {pair: (centres, histograms[pair] / (shells * densities[pair])) for pair in pairs}
+            histograms[(a, b)][frame] = np.histogram(distances[found], edges)[0]
+            densities[(a, b)][frame] = count / atoms.get_volume()
+    return PairCounts(edges, histograms, densities)
+
+
+def rdfs(
+    images: list[Atoms], pairs: list[tuple[str, str]], r_max: float, bins: int
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """The radial distribution functions g(r) of element pairs, averaged over
+    periodic `images`: pair -> (bin centres in Å, g)."""
+    return pair_counts(images, pairs, r_max, bins).rdfs()
 
 
 def first_peak(r: np.ndarray, g: np.ndarray, window: float = 0.5) -> tuple[float, float]:
@@ -71,18 +97,16 @@ def first_peak(r: np.ndarray, g: np.ndarray, window: float = 0.5) -> tuple[float
     return float(r[k]), float(smooth[k])
 
 
-def peak_height_errors(
-    images: list[Atoms], pairs: list[tuple[str, str]], r_max: float, bins: int, blocks: int = PEAK_BLOCKS
-) -> dict[tuple[str, str], float]:
+def peak_height_errors(counts: PairCounts, blocks: int = PEAK_BLOCKS) -> dict[tuple[str, str], float]:
     """Per pair, the standard error of the first peak's height: the spread of
-    its height over `blocks` consecutive stretches of `images` over √blocks
+    its height over `blocks` consecutive stretches of the frames over √blocks
     (consecutive MD frames are correlated, so single frames would understate
     it). NaN with fewer frames than blocks."""
-    if len(images) < blocks:
-        return dict.fromkeys(pairs, float("nan"))
-    parts = [rdfs([images[k] for k in part], pairs, r_max, bins) for part in np.array_split(range(len(images)), blocks)]
-    heights = {pair: [first_peak(*part[pair])[1] for part in parts] for pair in pairs}
-    return {pair: float(np.std(heights[pair], ddof=1) / np.sqrt(blocks)) for pair in pairs}
+    if len(counts) < blocks:
+        return dict.fromkeys(counts.histograms, float("nan"))
+    parts = [counts.rdfs(part) for part in np.array_split(np.arange(len(counts)), blocks)]
+    heights = {pair: [first_peak(*part[pair])[1] for part in parts] for pair in counts.histograms}
+    return {pair: float(np.std(heights[pair], ddof=1) / np.sqrt(blocks)) for pair in counts.histograms}
 
 
 def rdf_difference(r: np.ndarray, g: np.ndarray, reference: np.ndarray) -> float:
@@ -179,10 +203,11 @@ def compare_structure(run: ProductionRun, reference: list[Atoms] | None, r_max: 
     if not run.frames or not run.frames[0].pbc.all():
         return {}
     pairs = pairs_of(run.frames[0].numbers)
-    run_rdfs = rdfs(run.frames, pairs, r_max, bins)
-    run_errors = peak_height_errors(run.frames, pairs, r_max, bins)
-    reference_rdfs = rdfs(reference, pairs, r_max, bins) if reference else {}
-    reference_errors = peak_height_errors(reference, pairs, r_max, bins) if reference else {}
+    run_counts = pair_counts(run.frames, pairs, r_max, bins)
+    run_rdfs, run_errors = run_counts.rdfs(), peak_height_errors(run_counts)
+    if reference:
+        reference_counts = pair_counts(reference, pairs, r_max, bins)
+        reference_rdfs, reference_errors = reference_counts.rdfs(), peak_height_errors(reference_counts)
     result = {}
     for pair in pairs:
         r, g = run_rdfs[pair]

@@ -400,7 +400,7 @@ def test_a_first_peaks_error_is_the_spread_of_its_height_over_consecutive_blocks
     the error is the standard deviation of the two heights over √2."""
     from ase import Atoms
 
-    from psiflow_pipeline.validation import first_peak, peak_height_errors, rdfs
+    from psiflow_pipeline.validation import first_peak, pair_counts, peak_height_errors, rdfs
 
     def lattice(a):
         return Atoms("Ar", positions=[[0, 0, 0]], cell=[a, a, a], pbc=True) * (4, 4, 4)
@@ -409,10 +409,10 @@ def test_a_first_peaks_error_is_the_spread_of_its_height_over_consecutive_blocks
     images = [lattice(2.0)] * 3 + [lattice(2.1)] * 3
     heights = [first_peak(*rdfs(block, [pair], 4.0, 40)[pair])[1] for block in (images[:3], images[3:])]
     assert abs(heights[0] - heights[1]) > 0.1
-    errors = peak_height_errors(images, [pair], 4.0, 40, blocks=2)
+    errors = peak_height_errors(pair_counts(images, [pair], 4.0, 40), blocks=2)
     assert errors[pair] == pytest.approx(abs(heights[0] - heights[1]) / 2)  # std (ddof 1) of two / √2
-    assert peak_height_errors([lattice(2.0)] * 4, [pair], 4.0, 40)[pair] == 0
-    assert np.isnan(peak_height_errors(images[:3], [pair], 4.0, 40)[pair])  # fewer frames than blocks
+    assert peak_height_errors(pair_counts([lattice(2.0)] * 4, [pair], 4.0, 40))[pair] == 0
+    assert np.isnan(peak_height_errors(pair_counts(images[:3], [pair], 4.0, 40))[pair])  # fewer frames than blocks
 
 
 def test_the_runs_of_a_reference_md_are_pooled_frame_by_frame(tmp_path):
