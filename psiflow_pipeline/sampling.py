@@ -54,6 +54,25 @@ def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
     )
 
 
+def closest_pair(atoms: Atoms, cutoff: float) -> tuple[int, int, float] | None:
+    """The two atoms closest to each other (i < j, periodic images
+    included) if closer than `cutoff`, else None. A neighbour list bins the
+    atoms, so a check costs O(atoms), not the O(atoms^2) of all distances
+    (96 atoms: 0.05 against 12 ms; 2592 atoms: 0.8 ms against 12 s)."""
+    from ase.geometry import complete_cell
+    from matscipy.neighbours import neighbour_list
+
+    # matscipy bins in the cell: a molecule without one, or a slab without its
+    # non-periodic vector, gets unit vectors there (atoms beyond a non-periodic
+    # boundary are still paired, matscipy's documentation says, at O(n^2))
+    cell = complete_cell(atoms.cell)
+    i, j, d = neighbour_list("ijd", positions=atoms.positions, cell=cell, pbc=atoms.pbc, cutoff=cutoff)
+    if len(d) == 0:
+        return None
+    k = int(np.argmin(d))
+    return int(min(i[k], j[k])), int(max(i[k], j[k])), float(d[k])
+
+
 def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float, start_volume: float | None = None) -> str:
     """Why a walker's frame is unphysical, or "" when it is sane. `start_volume`:
     the cell's volume when the iteration started, for walkers that change it."""
@@ -67,11 +86,10 @@ def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float, st
         if abs(change) > settings["max_volume_change"]:
             limit = settings["max_volume_change"]
             return f"volume changed by {change:+.1%} this iteration, beyond max_volume_change {limit}"
-    if len(atoms) > 1:
-        distances = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-        i, j = np.unravel_index(np.argmin(distances + np.diag(np.full(len(atoms), np.inf))), distances.shape)
-        if distances[i, j] < settings["min_distance"]:
-            return f"atoms {i} and {j} {distances[i, j]:.2f} Å apart, below min_distance {settings['min_distance']}"
+    close = closest_pair(atoms, settings["min_distance"])
+    if close:
+        i, j, distance = close
+        return f"atoms {i} and {j} {distance:.2f} Å apart, below min_distance {settings['min_distance']}"
     largest = float(np.linalg.norm(forces, axis=1).max())
     if largest > settings["max_force"]:
         return f"force {largest:.1f} eV/Å above max_force {settings['max_force']}"

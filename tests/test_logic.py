@@ -363,6 +363,35 @@ def test_a_cell_that_runs_away_is_a_reason_to_reset():
     assert reason == "volume changed by -15.0% this iteration, beyond max_volume_change 0.1"
 
 
+def test_atoms_too_close_are_found_across_the_cell_boundary_and_in_a_molecule_without_a_cell():
+    from ase import Atoms
+    from ase.build import bulk, fcc111, molecule
+
+    from psiflow_pipeline.sampling import check_frame, closest_pair
+
+    walker = {"min_distance": 0.5, "max_force": 50, "max_volume_change": 0.1, "ensemble": "opt"}
+    crystal = bulk("Cu", cubic=True) * (3, 3, 3)
+    results = {"energy": 0.0, "forces": np.zeros((len(crystal), 3)), "deviation": 0.0}
+    assert closest_pair(crystal, 0.5) is None and check_frame(crystal, results, walker, 1.0) == ""
+    # atom 40 lies on the bottom face (z = 0): atom 5 moved just under the top
+    # face above it is 0.3 Å from it only through the boundary
+    crystal.positions[5] = crystal.positions[40] + crystal.cell[2] - [0, 0, 0.3]
+    assert crystal.get_distance(5, 40) > 10 and crystal.get_distance(5, 40, mic=True) == pytest.approx(0.3)
+    i, j, distance = closest_pair(crystal, 0.5)
+    assert (i, j) == (5, 40) and distance == pytest.approx(0.3)
+    assert check_frame(crystal, results, walker, 1.0) == "atoms 5 and 40 0.30 Å apart, below min_distance 0.5"
+    water = molecule("H2O")  # no cell, not periodic
+    assert closest_pair(water, 0.5) is None
+    i, j, distance = closest_pair(water, 1.0)  # O and either H
+    assert i == 0 and j in (1, 2) and distance == pytest.approx(water.get_distance(0, 1))
+    assert closest_pair(Atoms("H"), 0.5) is None
+    slab = fcc111("Cu", (3, 3, 3))  # periodic in x and y only, no third vector
+    slab.pbc, slab.cell[2] = [True, True, False], 0.0
+    slab.positions[4] = slab.positions[13] + [0.2, 0, 0] - slab.cell[0]
+    distances = slab.get_all_distances(mic=True) + np.diag(np.full(len(slab), np.inf))
+    assert closest_pair(slab, 0.5) == (4, 13, pytest.approx(distances.min())) and distances.min() < 0.5
+
+
 def test_rdf_of_a_simple_cubic_lattice_counts_its_shells():
     """Coordination numbers from g(r): 6 neighbours at a, 12 at a√2, 8 at a√3."""
     from ase import Atoms
