@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from psiflow_pipeline.config import ConfigError
+from psiflow_pipeline.geometry import closest_pair
 from psiflow_pipeline.plumed import PlumedInputError, read_input
 
 
@@ -60,11 +61,11 @@ def check_structures(system: dict, source: str) -> list:
             atoms.pbc = True
         else:
             atoms.pbc = False
-        if len(atoms) > 1:
-            distances = atoms.get_all_distances(mic=atoms.pbc.any())
-            closest = float(np.min(distances[np.triu_indices(len(atoms), 1)]))
-            if closest < 0.5:
-                raise ConfigError(f"{source}: key '{key}': {path} has atoms {closest:.3f} Å apart (overlapping)")
+        close = closest_pair(atoms, 0.5)
+        if close:
+            i, j, distance = close
+            apart = f"atoms {i} and {j} {distance:.3f} Å apart"
+            raise ConfigError(f"{source}: key '{key}': {path} has {apart} (overlapping)")
         images.append(atoms)
     return images
 

@@ -16,6 +16,7 @@ from ase import Atoms, units
 from ase.md.velocitydistribution import thermalize_momenta
 
 from psiflow_pipeline.data import Frames, Status, walker_identifier
+from psiflow_pipeline.geometry import closest_pair
 from psiflow_pipeline.seeds import rng_for
 from psiflow_pipeline.settings import propagator
 
@@ -52,25 +53,6 @@ def make_dynamics(atoms: Atoms, settings: dict, rng: np.random.Generator):
         tdamp=tdamp,
         pdamp=settings["pdamp"] * units.fs,
     )
-
-
-def closest_pair(atoms: Atoms, cutoff: float) -> tuple[int, int, float] | None:
-    """The two atoms closest to each other (i < j, periodic images
-    included) if closer than `cutoff`, else None. A neighbour list bins the
-    atoms, so a check costs O(atoms), not the O(atoms^2) of all distances
-    (96 atoms: 0.14 against 10 ms; 2592 atoms: 1.5 ms against 11 s)."""
-    from ase.geometry import complete_cell
-    from matscipy.neighbours import neighbour_list
-
-    # matscipy bins in the cell: a molecule without one, or a slab without its
-    # non-periodic vector, gets unit vectors there (atoms beyond a non-periodic
-    # boundary are still paired, matscipy's documentation says, at O(n^2))
-    cell = complete_cell(atoms.cell)
-    i, j, d = neighbour_list("ijd", positions=atoms.positions, cell=cell, pbc=atoms.pbc, cutoff=cutoff)
-    if len(d) == 0:
-        return None
-    k = int(np.argmin(d))
-    return int(min(i[k], j[k])), int(max(i[k], j[k])), float(d[k])
 
 
 def check_frame(atoms: Atoms, results: dict, settings: dict, trust_hi: float, start_volume: float | None = None) -> str:

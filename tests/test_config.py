@@ -144,8 +144,13 @@ def test_periodic_structure_without_cell(tmp_path):
 def test_overlapping_atoms(tmp_path):
     path = tmp_path / "overlap.xyz"
     path.write_text("2\n\nH 0 0 0\nH 0.1 0 0\n")
-    with pytest.raises(ConfigError, match="overlapping"):
+    with pytest.raises(ConfigError, match=r"overlap.xyz has atoms 0 and 1 0.100 Å apart \(overlapping\)"):
         check_structures({"structures": [str(path)], "periodic": False}, "my.yaml")
+    # periodic: the two atoms overlap only through the cell's boundary
+    path.write_text('2\nLattice="5 0 0 0 5 0 0 0 5"\nH 0.05 0 0\nH 4.9 0 0\n')
+    assert not check_structures({"structures": [str(path)], "periodic": False}, "my.yaml")[0].pbc.any()
+    with pytest.raises(ConfigError, match=r"atoms 0 and 1 0.150 Å apart \(overlapping\)"):
+        check_structures({"structures": [str(path)], "periodic": True}, "my.yaml")
 
 
 def written(tmp: Path, name: str, text: str) -> str:

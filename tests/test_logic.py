@@ -367,7 +367,8 @@ def test_atoms_too_close_are_found_across_the_cell_boundary_and_in_a_molecule_wi
     from ase import Atoms
     from ase.build import bulk, fcc111, molecule
 
-    from psiflow_pipeline.sampling import check_frame, closest_pair
+    from psiflow_pipeline.geometry import closest_pair
+    from psiflow_pipeline.sampling import check_frame
 
     walker = {"min_distance": 0.5, "max_force": 50, "max_volume_change": 0.1, "ensemble": "opt"}
     crystal = bulk("Cu", cubic=True) * (3, 3, 3)
