@@ -126,6 +126,9 @@ def run_walker_batch(tasks: list) -> list:
         torch.manual_seed(int(rng_for(first.seed, first.iteration, first.walker).integers(2**62)))
 
     active = list(range(len(tasks)))  # the batch's systems, as indices into `tasks`
+    # each system's thermostat target; the integrator's own default stays that of
+    # the systems the batch started with, also after walkers have left it
+    target_kT = kT
     state = _md_state(atoms_list, device)
     try:
         output = model(state)
@@ -137,7 +140,7 @@ def run_walker_batch(tasks: list) -> list:
         chunk = min(settings["stride"], settings["steps"] - done)
         try:
             for _ in range(chunk):
-                state = update(state)
+                state = update(state, kT=target_kT)
             committee = _committee(model, members, follows, state)
         except Exception as error:  # a blow-up of the model or integrator ends the batch
             return _all_failed(records, atoms_list, active, f"MD step failed: {error}", done + chunk)
@@ -168,6 +171,7 @@ def run_walker_batch(tasks: list) -> list:
         if len(still) < len(active):
             state = _keep(state, still)
             active = [active[slot] for slot in still]
+            target_kT = kT[active]
     return [record.result() for record in records]
 
 

@@ -9,6 +9,7 @@ from ase.io import read
 from conftest import REPO, WATER_8, tiny_config
 
 from psiflow_pipeline import settings as step_settings
+from psiflow_pipeline.batched import run_walker_batch
 from psiflow_pipeline.config import ConfigError, validate
 from psiflow_pipeline.data import Frames, read_h5, write_h5
 from psiflow_pipeline.execution import Execution
@@ -238,3 +239,23 @@ def test_batched_nve_walkers_reproduce_the_walkers_run_one_by_one(models, tmp_pa
             assert "temperature" in alone.frame["reason"][-1] and len(alone) < 10
     # walker 2 shares its batch with walker 0 (member) or with all (mean) and outlives their resets
     assert len(batched.take(np.flatnonzero(batched.frame["walker"] == 2))) == 10
+
+
+def test_batched_langevin_walkers_keep_their_own_temperature_after_one_leaves(models, tmp_path):
+    """Two Langevin walkers in one task, at 1 K and 1000 K: the cold one heats
+    above 3x its target at once and leaves the batch. The other goes on at
+    1000 K, not at the target of the system that held the batch's first slot
+    (which cooled it to under 100 K within 100 steps)."""
+    group = {"count": 2, "temperature": [1, 1000], "friction": 0.1, "steps": 200, "stride": 10, "batch": 2}
+    group.update(propagate="mean", max_temperature_factor=3, max_volume_change=10.0)
+    settings = step_settings.sample(validate(tiny_config(walkers=[group]), "tiny.yaml"), 1)
+    assert settings["batches"] == [[0, 1]]
+    tasks = [
+        WalkerTask(k, read(WATER_8), walker, models, 1, 0, settings["trust_hi"], settings["seed"], 2)
+        for k, walker in enumerate(settings["walkers"])
+    ]
+    cold, hot = run_walker_batch(tasks)
+    assert len(cold.frames) == 1 and "above 3x the target" in cold.frames.frame["reason"][0]
+    assert len(hot.frames) >= 10, hot.frames.frame["reason"][-1]
+    temperatures = hot.frames.frame["temperature"][5:]  # friction 0.1/fs: 20 fs to forget the start
+    assert 500 < temperatures.mean() < 2000, temperatures
