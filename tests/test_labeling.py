@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 from ase.io import read
-from conftest import REPO, XTB, snakemake_command, snakemake_env, tiny_config, write_config
+from conftest import REPO, WATER_8, XTB, snakemake_command, snakemake_env, tiny_config, write_config
 
 from psiflow_pipeline.bootstrap import rattled_frames
 from psiflow_pipeline.cp2k.command import Cp2kCommand
@@ -49,6 +49,32 @@ def trajectory():
         atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
         frames.append(atoms)
     return frames
+
+
+def test_closing_ends_every_workers_shell(tmp_path):
+    """The shells of two worker threads are asked to exit before either is
+    waited for: each CP2K ends by its EXIT (exit code 0) and its files go; a
+    shell that is not at its prompt (a single point cut short) is terminated."""
+    from psiflow_pipeline.cp2k import shell
+
+    template, atoms = check_template(XTB), read(WATER_8)
+    statuses = []
+
+    def worker():
+        statuses.append(persistent_single_point(atoms, template, Cp2kCommand(), workdir=tmp_path).status)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == ["ok", "ok"]
+    sessions = [session for per_thread in shell._SESSIONS.values() for session in per_thread.values()]
+    children = [session.shell._child for session in sessions]
+    sessions[1].shell.isready = False  # as if its single point had been cut short
+    shell.close_sessions()
+    assert [child.returncode for child in children] == [0, -signal.SIGTERM]
+    assert not shell._SESSIONS and not list(tmp_path.iterdir())
 
 
 def test_persistent_shell_matches_fresh_process_within_scf_tolerance(trajectory):
