@@ -69,7 +69,10 @@ def test_closing_ends_every_workers_shell(tmp_path):
     for thread in threads:
         thread.join()
     assert statuses == ["ok", "ok"]
-    sessions = [session for per_thread in shell._SESSIONS.values() for session in per_thread.values()]
+    sessions = [
+        s for per_thread in shell._SESSIONS.values() for s in per_thread.values() if tmp_path in s.directory.parents
+    ]
+    assert len(sessions) == 2
     children = [session.shell._child for session in sessions]
     sessions[1].shell.isready = False  # as if its single point had been cut short
     shell.close_sessions()
