@@ -39,9 +39,11 @@ with AOTInductor for the device they were compiled on ({members} members).
 ```python
 from nequip.integrations.ase import NequIPCalculator
 
-atoms.calc = NequIPCalculator.from_compiled_model("member_0.nequip.pt2", device="cpu")
+# the models' atom types are the chemical symbols
+species = dict(chemical_species_to_atom_type_map=True)
+atoms.calc = NequIPCalculator.from_compiled_model("member_0.nequip.pt2", device="cpu", **species)
 # or, without compilation:
-atoms.calc = NequIPCalculator._from_saved_model("member_0.nequip.zip", device="cpu")
+atoms.calc = NequIPCalculator._from_saved_model("member_0.nequip.zip", device="cpu", **species)
 ```
 
 For the committee mean and its force deviation, as psiflow samples with it

@@ -1,6 +1,7 @@
 """The whole online-learning loop on the tiny config: real CP2K, real nequip-train,
 real Parsl executors, driven by Snakemake."""
 
+import json
 import re
 import subprocess
 
@@ -32,6 +33,51 @@ def test_every_iteration_produced_its_files(run):
     assert len(list((run / "results/summary/model").glob("*.nequip.zip"))) == 2
     assert len(list((run / "results/summary/model").glob("*.nequip.pt2"))) == 2
     assert "NequIPCalculator" in (run / "results/summary/model/README.md").read_text()
+
+
+# Runs the final committee's README as its reader would: every `atoms.calc = ...`
+# it shows, in a fresh process, with a UserWarning (a guessed species map) an error.
+README_RUNNER = """
+import ast, json, sys
+from ase.io import read
+
+blocks, structure = json.loads(sys.argv[1]), sys.argv[2]
+results = []
+for block in blocks:
+    for statement in ast.parse(block).body:
+        namespace = globals()
+        namespace.setdefault("atoms", read(structure))
+        exec(compile(ast.Module([statement], []), "README", "exec"), namespace)
+        if isinstance(statement, ast.Assign) and ast.unparse(statement.targets[0]) == "atoms.calc":
+            atoms = namespace["atoms"]
+            results.append({
+                "calculator": ast.unparse(statement.value),
+                "energy": atoms.get_potential_energy(),
+                "forces": atoms.get_forces().tolist(),
+                "deviation": atoms.calc.results.get("deviation"),
+            })
+print(json.dumps(results))
+"""
+
+
+def test_the_final_committee_loads_as_its_readme_shows(run, tmp_path):
+    model = run / "results/summary/model"
+    blocks = re.findall(r"```python\n(.*?)```", (model / "README.md").read_text(), re.S)
+    structure = tmp_path / "structure.xyz"
+    read_h5(run / "results/iter_0/dataset.h5").to_atoms(0).write(structure)
+    ran = subprocess.run(
+        ["python", "-W", "error::UserWarning", "-c", README_RUNNER, json.dumps(blocks), str(structure)],
+        cwd=model, capture_output=True, text=True,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    compiled, packaged, committee = json.loads(ran.stdout.splitlines()[-1])
+    assert ".pt2" in compiled["calculator"] and ".zip" in packaged["calculator"]
+    # the same member, compiled and eager
+    assert compiled["energy"] == pytest.approx(packaged["energy"], abs=1e-4)
+    assert np.abs(np.array(compiled["forces"]) - packaged["forces"]).max() < 1e-4
+    # the committee's mean differs from one member's by its spread
+    assert committee["deviation"] > 0
+    assert committee["energy"] != pytest.approx(packaged["energy"], abs=1e-8)
 
 
 def test_labels_equal_a_direct_cp2k_run(run, tmp_path):
