@@ -21,7 +21,12 @@ and, for alanine dipeptide, the share of the test set's, the sampled and
 the labeled frames in the conformer regions away from the start.
 
     .venv/bin/python benchmarks/learning_efficiency.py --system water --seeds 42 43 44 \
-        [--methods committee diverse random final]
+        [--methods committee diverse random final] [--propagate mean]
+
+`--propagate` overrides what the walkers follow (walkers.propagate; the
+shipped config's otherwise), e.g. to compare walkers that follow one member
+with walkers that follow the committee's mean; its runs, table and figure
+then go to names of their own (`learning_efficiency[_<system>]_<propagate>`).
 """
 
 import argparse
@@ -93,13 +98,15 @@ def calibration(workdir: Path, seeds: list[int], methods: list[str]) -> None:
     print(table[columns].mean().round(2).to_string())
 
 
-def efficiency_config(system: str, method: str, seed: int) -> dict:
+def efficiency_config(system: str, method: str, seed: int, propagate: str | None = None) -> dict:
     path, steps, stride = SYSTEMS[system]
     config = default_config(seed, path)
     config["iterations"] = ITERATIONS
     group = config["walkers"][0]
     group.pop("schedule", None)
     group.update(count=LABELS_PER_ITERATION, steps=steps, stride=stride)
+    if propagate:
+        group["propagate"] = propagate
     config.get("model", {}).pop("schedule", None)
     config.setdefault("selection", {}).update(method=method, max_per_iteration=LABELS_PER_ITERATION)
     return config
@@ -125,14 +132,16 @@ def main():
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--workdir", type=Path, help="default: benchmarks/learning_efficiency[_<system>]")
     parser.add_argument("--figure", type=Path, help="default: docs/learning_efficiency[_<system>].png")
+    parser.add_argument("--propagate", choices=("member", "mean"), help="what the walkers follow (default: config)")
     args = parser.parse_args()
-    suffix = "" if args.system == "water" else f"_{args.system}"
+    suffix = ("" if args.system == "water" else f"_{args.system}") + (f"_{args.propagate}" if args.propagate else "")
     args.workdir = args.workdir or REPO / f"benchmarks/learning_efficiency{suffix}"
     args.figure = args.figure or REPO / f"docs/learning_efficiency{suffix}.png"
     rows = []
     for seed in args.seeds:
         for method in args.methods:
-            test = run_study(args.workdir / f"{method}_{seed}", efficiency_config(args.system, method, seed))
+            config = efficiency_config(args.system, method, seed, args.propagate)
+            test = run_study(args.workdir / f"{method}_{seed}", config)
             rows.append(test[["iteration", "labels", "force_rmse"]].assign(method=method, seed=seed))
     table = pd.concat(rows, ignore_index=True)
     table.to_csv(args.workdir / "learning_efficiency.csv", index=False)
