@@ -4,6 +4,7 @@ real Parsl executors, driven by Snakemake."""
 import json
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -42,11 +43,10 @@ import ast, json, sys
 from ase.io import read
 
 blocks, structure = json.loads(sys.argv[1]), sys.argv[2]
+namespace = {"atoms": read(structure)}
 results = []
 for block in blocks:
     for statement in ast.parse(block).body:
-        namespace = globals()
-        namespace.setdefault("atoms", read(structure))
         exec(compile(ast.Module([statement], []), "README", "exec"), namespace)
         if isinstance(statement, ast.Assign) and ast.unparse(statement.targets[0]) == "atoms.calc":
             atoms = namespace["atoms"]
@@ -66,7 +66,7 @@ def test_the_final_committee_loads_as_its_readme_shows(run, tmp_path):
     structure = tmp_path / "structure.xyz"
     read_h5(run / "results/iter_0/dataset.h5").to_atoms(0).write(structure)
     ran = subprocess.run(
-        ["python", "-W", "error::UserWarning", "-c", README_RUNNER, json.dumps(blocks), str(structure)],
+        [sys.executable, "-W", "error::UserWarning", "-c", README_RUNNER, json.dumps(blocks), str(structure)],
         cwd=model, capture_output=True, text=True,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr[-2000:]
